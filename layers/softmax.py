@@ -1,0 +1,182 @@
+"""A numerically stable softmax built on logsumexp.
+
+softmax(x)_i = exp(x_i - logsumexp(x)), with logsumexp(x) = m + log(sum(exp(x - m))) and m
+the maximum of *each row* along `axis`.
+
+Why per row: subtracting one maximum for the whole batch (a common hand-written bug) leaves
+rows whose logits are far below the batch maximum with exp(x - m) == 0 everywhere; their sum
+is 0 and the row becomes 0/0 = NaN. With the row's own maximum, every row has one entry equal
+to exp(0) = 1, so the sum is at least 1 and the logarithm is always finite.
+
+Why we shift before subtracting logsumexp: for |x| around 1e4, x and logsumexp(x) are both
+about 1e4 and their difference loses four decimal digits to cancellation in float32. Computing
+(x - m) first is exact for the entries that matter (Sterbenz), and the log-sum term is a
+number of order log(n).
+"""
+
+import keras
+from keras import ops
+
+_LOW_PRECISION = ("float16", "bfloat16")
+
+
+def _check_floating(x, name="x"):
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if "float" not in dtype:
+        raise ValueError(
+            f"Argument `{name}` must be a floating-point tensor (float16, bfloat16, float32 or "
+            f"float64); softmax of integers is not defined. Received: {name}.dtype={dtype}. "
+            f"Cast it first, e.g. keras.ops.cast({name}, 'float32')."
+        )
+    return dtype
+
+
+def _check_axis(axis, rank):
+    if not isinstance(axis, int) or isinstance(axis, bool):
+        raise ValueError(f"Argument `axis` must be an int. Received: axis={axis!r}")
+    if rank is not None and not -rank <= axis < rank:
+        raise ValueError(
+            f"Argument `axis` is out of range for an input of rank {rank}: allowed values are "
+            f"{-rank} to {rank - 1}. Received: axis={axis}"
+        )
+
+
+def _log_softmax_float32(x, axis, mask):
+    """Log-probabilities and a 'row has no valid entry' flag, computed in >= float32."""
+    if mask is not None:
+        mask = ops.cast(mask, "bool")
+        x = ops.where(mask, x, ops.full_like(x, float("-inf")))
+    row_max = ops.max(x, axis=axis, keepdims=True)
+    # A row that is all -inf (fully masked) has no finite maximum; shift by 0 instead so the
+    # arithmetic below stays free of inf - inf.
+    row_max = ops.where(ops.isfinite(row_max), row_max, ops.zeros_like(row_max))
+    shifted = x - ops.stop_gradient(row_max)
+    log_sum = ops.logsumexp(shifted, axis=axis, keepdims=True)
+    empty_row = ops.logical_not(ops.isfinite(log_sum))
+    # For empty rows log_sum is -inf; replacing it by 0 makes every log-probability -inf
+    # (probability exactly 0) instead of NaN, and keeps gradients finite.
+    log_sum = ops.where(empty_row, ops.zeros_like(log_sum), log_sum)
+    return shifted - log_sum
+
+
+def _prepare(x, axis):
+    x = ops.convert_to_tensor(x)
+    dtype = _check_floating(x)
+    _check_axis(axis, len(x.shape))
+    compute = "float32" if dtype in _LOW_PRECISION else dtype
+    return ops.cast(x, compute), dtype
+
+
+def _attach_logits(output, logits):
+    # Keras' TensorFlow losses look for `_keras_logits` on a probability tensor and, when it is
+    # there, compute cross-entropy from these logits instead of from clipped probabilities
+    # (keras/src/backend/tensorflow/nn.py: _get_logits). Log-probabilities are valid logits
+    # (log_softmax is idempotent); -inf entries are made finite so that a zero label times a
+    # masked logit is 0, not NaN. Tensors of some backends take no attributes: then losses
+    # simply fall back to probabilities.
+    finite_floor = ops.full_like(logits, -1e30 if logits.dtype != "float16" else -6e4)
+    try:
+        output._keras_logits = ops.maximum(logits, finite_floor)
+    except AttributeError:
+        pass
+    return output
+
+
+def log_softmax(x, axis=-1, mask=None):
+    """Log-probabilities along `axis`, stable for logits of any magnitude.
+
+    Args:
+        x: Floating-point tensor of logits.
+        axis: The axis to normalise over (per row: the maximum is taken along this axis only).
+        mask: Optional boolean tensor broadcastable to `x`; False entries get log-probability
+            -inf. A fully masked row gives all -inf.
+
+    Returns:
+        Tensor of the same shape and dtype as `x`. float16 and bfloat16 inputs are computed in
+        float32 and cast back.
+
+    Raises:
+        ValueError: if `x` is not floating point or `axis` is out of range.
+    """
+    x, dtype = _prepare(x, axis)
+    return ops.cast(_log_softmax_float32(x, axis, mask), dtype)
+
+
+def stable_softmax(x, axis=-1, mask=None):
+    """Softmax along `axis` computed as exp(x - logsumexp(x)) with a per-row maximum.
+
+    Args:
+        x: Floating-point tensor of logits.
+        axis: The axis to normalise over.
+        mask: Optional boolean tensor broadcastable to `x`; False entries get probability 0,
+            and a fully masked row is all zeros (never NaN).
+
+    Returns:
+        Probabilities with the shape and dtype of `x`. The returned tensor carries its
+        log-probabilities for Keras' cross-entropy losses (see `StableSoftmax`).
+
+    Raises:
+        ValueError: if `x` is not floating point or `axis` is out of range.
+    """
+    x, dtype = _prepare(x, axis)
+    log_probs = _log_softmax_float32(x, axis, mask)
+    probs = ops.cast(ops.exp(log_probs), dtype)
+    return _attach_logits(probs, log_probs)
+
+
+@keras.saving.register_keras_serializable(package="layers")
+class StableSoftmax(keras.layers.Layer):
+    """Softmax (or log-softmax) layer that cannot overflow and never returns NaN for finite input.
+
+    The maximum is subtracted per row along `axis` (never across the batch) before
+    `keras.ops.logsumexp`, so results are within float32 rounding of a float64 reference for
+    logits of any size (e.g. rows around -5000 or 1e4).
+
+    Cross-entropy without precision loss: the probabilities this layer returns carry their
+    log-probabilities, which Keras' `CategoricalCrossentropy` and
+    `SparseCategoricalCrossentropy` (with `from_logits=False`) use instead of the clipped
+    probabilities, exactly as they do for Keras' own softmax. So a model ending in this layer
+    gets the same loss as logits with `from_logits=True`, even for confident wrong predictions.
+    Under mixed precision, build it with `dtype="float32"` so that the loss sees float32 values.
+
+    Args:
+        axis: Axis to normalise over.
+        log: If True, return log-probabilities (use with `from_logits=True` losses).
+        **kwargs: Base layer arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: Floating-point logits.
+        mask: Optional boolean mask broadcastable to `inputs`; False entries get probability 0.
+
+    Example:
+        >>> layer = StableSoftmax()
+        >>> layer(np.array([[1e4, 0.0], [-5000.0, -5001.0]], "float32"))  # no NaN, no overflow
+    """
+
+    def __init__(self, axis=-1, log=False, **kwargs):
+        super().__init__(**kwargs)
+        _check_axis(axis, None)
+        if not isinstance(log, bool):
+            raise ValueError(f"Argument `log` must be True or False. Received: log={log!r}")
+        self.axis = axis
+        self.log = log
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        _check_axis(self.axis, len(input_shape))
+        super().build(input_shape)
+
+    def call(self, inputs, mask=None):
+        if self.log:
+            return log_softmax(inputs, axis=self.axis, mask=mask)
+        return stable_softmax(inputs, axis=self.axis, mask=mask)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def compute_mask(self, inputs, mask=None):
+        # The mask is consumed here: downstream layers see plain probabilities.
+        return None
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "log": self.log}

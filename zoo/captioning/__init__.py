@@ -1,0 +1,3 @@
+"""captioning models; each module registers its models on import."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""cnn models; each module registers its models on import."""
+
+__all__ = []

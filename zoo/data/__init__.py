@@ -1,0 +1,16 @@
+"""Datasets: tfds loaders and the offline sets the package ships, behind one registry.
+
+TensorFlow-specific code (tf.data, tfds) lives here and in `zoo.training`; models never
+import this package.
+"""
+
+from zoo.data import captions, images, sequences  # noqa: F401  (each registers its datasets)
+from zoo.data.base import (
+    DatasetSplits,
+    dataset_entry,
+    list_datasets,
+    load_dataset,
+    register_dataset,
+)
+
+__all__ = ["DatasetSplits", "dataset_entry", "list_datasets", "load_dataset", "register_dataset"]

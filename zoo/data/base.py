@@ -1,0 +1,84 @@
+"""The dataset registry and the contract every loader follows.
+
+A loader is a function registered with `register_dataset` that returns `DatasetSplits`:
+*unbatched* `tf.data.Dataset`s whose elements are `(inputs, targets)` or
+`(inputs, targets, sample_weight)`, plus what a model needs to fit the data. Training batches,
+shards and prefetches them; loaders only produce examples.
+"""
+
+import dataclasses
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+
+@dataclasses.dataclass
+class DatasetSplits:
+    """What a loader returns.
+
+    Attributes:
+        name: Registered dataset name.
+        train: Unbatched training examples.
+        test: Unbatched held-out examples.
+        task: The registry task it serves (see `zoo.registry.TASKS`).
+        model_kwargs: Arguments that make a model of that task fit this data, passed to
+            `zoo.create_model` (e.g. `{"input_shape": (8, 8, 1), "classes": 10}` or
+            `{"vocab_size": 20000, "num_classes": 2}`).
+        num_train: Number of training examples (for steps per epoch), if known.
+        num_test: Number of test examples, if known.
+        extras: Anything else a model needs (e.g. a caption tokenizer).
+    """
+
+    name: str
+    train: Any
+    test: Any
+    task: str
+    model_kwargs: dict
+    num_train: int | None = None
+    num_test: int | None = None
+    extras: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetEntry:
+    name: str
+    task: str
+    summary: str
+    offline: bool
+    loader: Callable = dataclasses.field(repr=False, compare=False)
+
+
+_DATASETS: dict[str, DatasetEntry] = {}
+
+
+def register_dataset(name, *, task, summary, offline):
+    """Register a loader. `offline=True` means it needs no network (bundled or generated)."""
+
+    def decorator(fn):
+        if name in _DATASETS:
+            raise ValueError(f"A dataset named {name!r} is already registered.")
+        _DATASETS[name] = DatasetEntry(name, task, summary, offline, fn)
+        return fn
+
+    return decorator
+
+
+def list_datasets(task=None):
+    """Registered dataset names, sorted, optionally only those for one task."""
+    return sorted(n for n, e in _DATASETS.items() if task is None or e.task == task)
+
+
+def dataset_entry(name):
+    """The `DatasetEntry` for a name; unknown names suggest the closest ones."""
+    if name in _DATASETS:
+        return _DATASETS[name]
+    close = difflib.get_close_matches(str(name), list(_DATASETS), n=3, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise ValueError(
+        f"Unknown dataset {name!r}.{hint} Available datasets: {', '.join(list_datasets())}."
+    )
+
+
+def load_dataset(name, **kwargs):
+    """Load a registered dataset: `load_dataset("digits", seed=0)` -> `DatasetSplits`."""
+    return dataset_entry(name).loader(**kwargs)

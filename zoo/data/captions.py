@@ -1,0 +1,1 @@
+"""captions datasets (registered with zoo.data.base.register_dataset)."""

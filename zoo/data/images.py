@@ -1,0 +1,1 @@
+"""images datasets (registered with zoo.data.base.register_dataset)."""

@@ -1,0 +1,1 @@
+"""sequences datasets (registered with zoo.data.base.register_dataset)."""

@@ -1,0 +1,3 @@
+"""rnn models; each module registers its models on import."""
+
+__all__ = []

@@ -1,0 +1,1 @@
+"""Distribution strategy, batch and learning-rate scaling, the training loop."""
