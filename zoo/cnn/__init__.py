@@ -1,3 +1,5 @@
 """cnn models; each module registers its models on import."""
 
-__all__ = []
+from zoo.cnn.lenet import lenet5
+
+__all__ = ["lenet5"]

@@ -1,0 +1,240 @@
+"""What every CNN builder shares: argument checks, the input, the head and the weights.
+
+Each family file (lenet, alexnet, vgg, googlenet, resnet) builds its body and calls these
+helpers, so that all models accept the same `keras.applications`-style arguments and reject bad
+ones with the same messages:
+
+    include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation,
+    name, activation (+ dropout_rate, dropout_scaling where the paper uses dropout)
+
+Stage outputs: every model marks the end of each stage with an identity layer named
+`stage1`, `stage2`, ... so that `zoo.features(model, ["stage3", "stage4"])` works whatever the
+family (see `zoo.cnn.features`). The layers hold no weights and cost nothing at run time.
+"""
+
+import os
+
+import keras
+
+import layers as zoo_layers
+
+POOLINGS = (None, "avg", "max")
+DROPOUT_SCALINGS = ("inverted", "none", "inference")
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_classes(classes):
+    """`classes` must be an int >= 1."""
+    if not _is_int(classes) or classes < 1:
+        raise ValueError(
+            f"Argument `classes` must be an integer >= 1 (the number of output classes). "
+            f"Received: classes={classes!r}"
+        )
+
+
+def check_pooling(pooling):
+    """`pooling` must be None, "avg" or "max"."""
+    if pooling not in POOLINGS:
+        raise ValueError(
+            f"Argument `pooling` must be None, 'avg' or 'max' (used when include_top=False). "
+            f"Received: pooling={pooling!r}"
+        )
+
+
+def check_activation(activation, argument="activation"):
+    """`activation` must be a Keras activation name, "shifted_relu", or a callable."""
+    if isinstance(activation, keras.layers.Layer):
+        raise ValueError(
+            f"Argument `{argument}` must be a name (e.g. 'relu', 'shifted_relu') or a callable, "
+            f"not a layer instance (one layer cannot be shared by every block). "
+            f"Received: {argument}={activation!r}"
+        )
+    if activation is None or not (isinstance(activation, str) or callable(activation)):
+        raise ValueError(
+            f"Argument `{argument}` must be a Keras activation name (e.g. 'relu', 'tanh'), "
+            f"'shifted_relu', or a callable. Received: {argument}={activation!r}"
+        )
+    zoo_layers.activation_layer(activation)  # raises ValueError for unknown names
+
+
+def check_classifier_activation(classifier_activation):
+    """None (logits), "softmax" (StableSoftmax), or any other Keras activation."""
+    if classifier_activation is None or classifier_activation == "softmax":
+        return
+    try:
+        check_activation(classifier_activation, argument="classifier_activation")
+    except ValueError as error:
+        raise ValueError(
+            "Argument `classifier_activation` must be 'softmax', None (return logits), or "
+            f"another Keras activation. Received: classifier_activation={classifier_activation!r}"
+        ) from error
+
+
+def check_dropout(dropout_rate, dropout_scaling):
+    """`dropout_rate` in [0, 1) and `dropout_scaling` one of `DROPOUT_SCALINGS`."""
+    if (
+        isinstance(dropout_rate, bool)
+        or not isinstance(dropout_rate, (int, float))
+        or not 0 <= dropout_rate < 1
+    ):
+        raise ValueError(
+            f"Argument `dropout_rate` must be a number in [0, 1). "
+            f"Received: dropout_rate={dropout_rate!r}"
+        )
+    if dropout_scaling not in DROPOUT_SCALINGS:
+        raise ValueError(
+            f"Argument `dropout_scaling` must be one of {DROPOUT_SCALINGS}. "
+            f"Received: dropout_scaling={dropout_scaling!r}"
+        )
+
+
+def check_weights(weights, *, include_top, classes, imagenet=False, model_name="this model"):
+    """`weights` is None, "imagenet" (where `imagenet` is True) or an existing weights file.
+
+    As in Keras, `weights="imagenet"` with `include_top=True` needs `classes=1000`.
+    """
+    if weights is None:
+        return
+    if weights == "imagenet":
+        if not imagenet:
+            raise ValueError(
+                f"ImageNet weights are not available for {model_name} (they are for vgg16, "
+                f"vgg19, resnet50, resnet101 and resnet152). Use weights=None or a path to a "
+                f"'.weights.h5' file. Received: weights='imagenet'"
+            )
+        if include_top and classes != 1000:
+            raise ValueError(
+                "If using `weights='imagenet'` with `include_top=True`, `classes` should be "
+                f"1000 (the ImageNet classes); use include_top=False for another number of "
+                f"classes. Received: classes={classes}"
+            )
+        return
+    if not isinstance(weights, (str, os.PathLike)) or not os.path.isfile(weights):
+        raise ValueError(
+            "Argument `weights` must be None (random initialization), 'imagenet', or the path "
+            f"to an existing '.weights.h5' file. Received: weights={weights!r}"
+        )
+
+
+def check_data_format():
+    if keras.backend.image_data_format() != "channels_last":
+        raise ValueError(
+            "zoo CNNs are built channels-last; call "
+            "keras.backend.set_image_data_format('channels_last'). Received: "
+            f"image_data_format={keras.backend.image_data_format()!r}"
+        )
+
+
+def model_input(
+    input_tensor,
+    input_shape,
+    *,
+    default_shape,
+    min_shape,
+    model_name,
+    static_size=False,
+    channels=None,
+):
+    """The model's input layer (and the tensors to build the Model from), after checks.
+
+    Args:
+        input_tensor: Optional Keras tensor (or backend tensor) to build the model on.
+        input_shape: Optional (height, width, channels); defaults to the tensor's shape or
+            `default_shape`.
+        default_shape: The model's default input shape.
+        min_shape: Smallest (height, width, channels) accepted; spatial sizes are checked.
+        model_name: For error messages.
+        static_size: True when the head needs known height and width (a Flatten top).
+        channels: If set, the number of channels required (3 for ImageNet weights).
+
+    Returns:
+        (image_input, model_inputs, shape): the tensor the body starts from, what to pass as
+        `keras.Model(inputs=...)`, and the checked shape.
+    """
+    check_data_format()
+    if input_shape is None:
+        if input_tensor is not None and len(input_tensor.shape) == 4:
+            input_shape = tuple(input_tensor.shape[1:])
+        else:
+            input_shape = tuple(default_shape)
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = None
+    valid = shape is not None and len(shape) == 3
+    if valid:
+        for dim in shape:
+            if dim is not None and (not _is_int(dim) or dim < 1):
+                valid = False
+        valid = valid and shape[2] is not None
+    if not valid:
+        raise ValueError(
+            f"Argument `input_shape` must be a tuple (height, width, channels) of positive "
+            f"integers (height and width may be None without a Flatten top). "
+            f"Received: input_shape={input_shape!r}"
+        )
+    if static_size and (shape[0] is None or shape[1] is None):
+        raise ValueError(
+            f"{model_name} with include_top=True flattens its last feature map, so it needs a "
+            f"known height and width. Received: input_shape={shape}"
+        )
+    too_small = [
+        dim is not None and dim < minimum for dim, minimum in zip(shape[:2], min_shape[:2])
+    ]
+    if any(too_small):
+        raise ValueError(
+            f"Argument `input_shape` is below the minimum size of {model_name}: height and "
+            f"width must be at least {min_shape[0]}x{min_shape[1]} (minimum input_shape="
+            f"{tuple(min_shape)}). Received: input_shape={shape}"
+        )
+    if channels is not None and shape[2] != channels:
+        raise ValueError(
+            f"ImageNet weights need {channels} input channels. Received: input_shape={shape}"
+        )
+    if input_tensor is None:
+        image_input = keras.Input(shape=shape, name="image")
+        return image_input, image_input, shape
+    if keras.backend.is_keras_tensor(input_tensor):
+        image_input = input_tensor
+    else:
+        image_input = keras.Input(tensor=input_tensor, shape=shape)
+    return image_input, keras.utils.get_source_inputs(input_tensor), shape
+
+
+def stage(x, index):
+    """Mark `x` as the output of stage `index` (an identity layer named `stage{index}`)."""
+    return keras.layers.Identity(name=f"stage{index}")(x)
+
+
+def classifier_output(x, classes, classifier_activation, name="predictions"):
+    """Dense `logits` layer and its activation (softmax -> float32 StableSoftmax)."""
+    x = keras.layers.Dense(classes, name="logits")(x)
+    if classifier_activation is None:
+        return x
+    if classifier_activation == "softmax":
+        return zoo_layers.StableSoftmax(dtype="float32", name=name)(x)
+    return keras.layers.Activation(classifier_activation, dtype="float32", name=name)(x)
+
+
+def global_pool(x, pooling):
+    """`include_top=False` pooling, named as in keras.applications."""
+    if pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if pooling == "max":
+        return keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+    return x
+
+
+def dropout(x, rate, scaling, name):
+    return zoo_layers.ScaledDropout(rate, scaling=scaling, name=name)(x)
+
+
+def finish(inputs, outputs, name, weights):
+    """Build the functional model and load weights from a file if `weights` is a path."""
+    model = keras.Model(inputs, outputs, name=name)
+    if weights is not None and weights != "imagenet":
+        model.load_weights(weights)
+    return model
