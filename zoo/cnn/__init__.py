@@ -1,18 +1,31 @@
-"""cnn models; each module registers its models on import."""
+"""cnn models; each module registers its models on import.
 
+Every model takes keras.applications' arguments (include_top, weights, input_tensor,
+input_shape, pooling, classes, classifier_activation, name) plus `activation`, and marks its
+stages `stage1`, `stage2`, ... for `features(model, names)`.
+"""
+
+from zoo.cnn.alexnet import alexnet, zfnet
+from zoo.cnn.features import features, stage_names
+from zoo.cnn.googlenet import googlenet
 from zoo.cnn.lenet import lenet5
 from zoo.cnn.resnet import resnet18, resnet34, resnet50, resnet101, resnet152
 from zoo.cnn.vgg import vgg11, vgg13, vgg16, vgg19
 
 __all__ = [
+    "alexnet",
+    "features",
+    "googlenet",
     "lenet5",
     "resnet18",
     "resnet34",
     "resnet50",
     "resnet101",
     "resnet152",
+    "stage_names",
     "vgg11",
     "vgg13",
     "vgg16",
     "vgg19",
+    "zfnet",
 ]

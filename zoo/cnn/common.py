@@ -201,7 +201,8 @@ def model_input(
         image_input = input_tensor
     else:
         image_input = keras.Input(tensor=input_tensor, shape=shape)
-    return image_input, keras.utils.get_source_inputs(input_tensor), shape
+    sources = keras.utils.get_source_inputs(input_tensor)
+    return image_input, sources[0] if len(sources) == 1 else sources, shape
 
 
 def stage(x, index):
