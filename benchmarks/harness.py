@@ -47,6 +47,19 @@ def median_seconds(fn, repeat=20, warmup=3):
     return statistics.median(times)
 
 
+def compare_seconds(ours, peer, repeat=20, rounds=3):
+    """Interleaved timing of two callables: (ours, peer) best-of-`rounds` medians, in seconds.
+
+    Alternating the two in rounds means a burst of load from elsewhere on the machine hits
+    both, which keeps the ratio honest on a shared machine.
+    """
+    best_ours = best_peer = float("inf")
+    for _ in range(rounds):
+        best_ours = min(best_ours, median_seconds(ours, repeat=repeat))
+        best_peer = min(best_peer, median_seconds(peer, repeat=repeat))
+    return best_ours, best_peer
+
+
 def format_table(results):
     header = ("benchmark", "case", "ours", "peer", "unit", "ratio (x better)", "target", "")
     rows = [header]

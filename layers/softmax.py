@@ -41,11 +41,18 @@ def _check_axis(axis, rank):
         )
 
 
+def _broadcast_mask(mask, x):
+    mask = ops.cast(mask, "bool")
+    if len(mask.shape) == len(x.shape) - 1:
+        # Keras' convention: a (batch, time) mask for (batch, time, features) values.
+        mask = ops.expand_dims(mask, -1)
+    return mask
+
+
 def _log_softmax_float32(x, axis, mask):
     """Log-probabilities and a 'row has no valid entry' flag, computed in >= float32."""
     if mask is not None:
-        mask = ops.cast(mask, "bool")
-        x = ops.where(mask, x, ops.full_like(x, float("-inf")))
+        x = ops.where(_broadcast_mask(mask, x), x, float("-inf"))
     row_max = ops.max(x, axis=axis, keepdims=True)
     # A row that is all -inf (fully masked) has no finite maximum; shift by 0 instead so the
     # arithmetic below stays free of inf - inf.
@@ -67,16 +74,17 @@ def _prepare(x, axis):
     return ops.cast(x, compute), dtype
 
 
-def _attach_logits(output, logits):
+def _attach_logits(output, logits, mask):
     # Keras' TensorFlow losses look for `_keras_logits` on a probability tensor and, when it is
     # there, compute cross-entropy from these logits instead of from clipped probabilities
-    # (keras/src/backend/tensorflow/nn.py: _get_logits). Log-probabilities are valid logits
-    # (log_softmax is idempotent); -inf entries are made finite so that a zero label times a
-    # masked logit is 0, not NaN. Tensors of some backends take no attributes: then losses
-    # simply fall back to probabilities.
-    finite_floor = ops.full_like(logits, -1e30 if logits.dtype != "float16" else -6e4)
+    # (keras/src/backend/tensorflow/nn.py: _get_logits); Keras' own softmax attaches its input
+    # the same way. Masked and -inf logits are replaced by a finite floor so that a zero label
+    # times such a logit is 0, not NaN. In a tf.function these ops are pruned unless a loss
+    # uses them. Tensors of some backends take no attributes: losses then use probabilities.
+    if mask is not None:
+        logits = ops.where(_broadcast_mask(mask, logits), logits, float("-inf"))
     try:
-        output._keras_logits = ops.maximum(logits, finite_floor)
+        output._keras_logits = ops.maximum(logits, -1e30 if logits.dtype != "float16" else -6e4)
     except AttributeError:
         pass
     return output
@@ -119,9 +127,21 @@ def stable_softmax(x, axis=-1, mask=None):
         ValueError: if `x` is not floating point or `axis` is out of range.
     """
     x, dtype = _prepare(x, axis)
-    log_probs = _log_softmax_float32(x, axis, mask)
-    probs = ops.cast(ops.exp(log_probs), dtype)
-    return _attach_logits(probs, log_probs)
+
+    @ops.custom_gradient
+    def softmax(logits):
+        probs = ops.exp(_log_softmax_float32(logits, axis, mask))
+
+        def gradient(*args, upstream=None):
+            upstream = args[0] if upstream is None else upstream
+            # The softmax Jacobian in closed form, J^T g = p * (g - <g, p>): three passes over
+            # the data instead of differentiating through max, logsumexp and exp. Masked
+            # entries have p = 0 and so get no gradient.
+            return probs * (upstream - ops.sum(upstream * probs, axis=axis, keepdims=True))
+
+        return probs, gradient
+
+    return _attach_logits(ops.cast(softmax(x), dtype), x, mask)
 
 
 @keras.saving.register_keras_serializable(package="layers")
