@@ -1,3 +1,28 @@
-"""rnn models; each module registers its models on import."""
+"""rnn models; each module registers its models on import.
 
-__all__ = []
+Sequence classifiers/regressors (`rnn_classifier`, `lstm_classifier`, `gru_classifier`,
+`bilstm_classifier`), the character language model `char_lm`, and the vanishing-gradient
+measurement `hidden_state_gradient_norms`.
+"""
+
+from zoo.rnn.char_lm import CharLanguageModel, char_lm
+from zoo.rnn.classifiers import (
+    bilstm_classifier,
+    default_optimizer,
+    gru_classifier,
+    lstm_classifier,
+    rnn_classifier,
+)
+from zoo.rnn.gradients import hidden_state_gradient_norms, plot_gradient_norms
+
+__all__ = [
+    "CharLanguageModel",
+    "bilstm_classifier",
+    "char_lm",
+    "default_optimizer",
+    "gru_classifier",
+    "hidden_state_gradient_norms",
+    "lstm_classifier",
+    "plot_gradient_norms",
+    "rnn_classifier",
+]
