@@ -261,7 +261,7 @@ class DistributedTrainer:
 
     Args:
         model: A Keras model created under `strategy.scope()`.
-        optimizer: A Keras optimizer created under the same scope.
+        optimizer: A Keras optimizer created under the same scope; None for evaluation only.
         strategy: Any `tf.distribute.Strategy`.
         task: Registry task (picks the loss and metrics).
         clip_norm: Global-norm clipping of the all-reduced gradient, or None.
@@ -275,11 +275,12 @@ class DistributedTrainer:
         self.task = task
         self.clip_norm = clip_norm
         self.head = _final_activation(model)
-        with strategy.scope():
-            optimizer.build(model.trainable_variables)
-        # We all-reduce (and clip) the gradients ourselves; stop Keras' TF optimizer from summing
-        # them across replicas a second time (keras/src/backend/tensorflow/optimizer.py).
-        optimizer._all_reduce_sum_gradients = lambda grads_and_vars: list(grads_and_vars)
+        if optimizer is not None:
+            with strategy.scope():
+                optimizer.build(model.trainable_variables)
+            # We all-reduce (and clip) the gradients ourselves; stop Keras' TF optimizer from
+            # summing them across replicas a second time (keras/src/backend/tensorflow/optimizer.py).
+            optimizer._all_reduce_sum_gradients = lambda grads_and_vars: list(grads_and_vars)
 
         def forward_backward(inputs, targets, sample_weight):
             variables = model.trainable_variables
@@ -310,6 +311,10 @@ class DistributedTrainer:
             context = tf.distribute.get_replica_context()
             variables = model.trainable_variables
             present = [i for i, g in enumerate(grads) if g is not None]
+            # Embedding gradients arrive as IndexedSlices whose size differs between replicas;
+            # the all-reduce needs dense tensors of one shape.
+            grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+                     for g in grads]
             reduced = context.all_reduce(
                 tf.distribute.ReduceOp.SUM, [grads[i] for i in present] + [stats["count"]]
             )
@@ -756,6 +761,63 @@ def _run(config, strategy, info, entry, plan, optimizer_factory, run_dir, own_di
         "checkpoints/)"
     )
     return TrainResult(model, history, run_dir, final, seconds, stopped_early, diverged)
+
+
+def evaluate_saved_model(path, dataset, batch_size=128, crop_border=0, strategy=None):
+    """Evaluate a saved `.keras` model (or a run directory) on a dataset's test split.
+
+    Args:
+        path: A `.keras` file, or a run directory (its `model.keras` and `config.json` give the
+            model, and the dataset and `crop_border` when not passed).
+        dataset: Dataset name; None means the run directory's dataset.
+        batch_size: Per-replica evaluation batch size.
+        crop_border: Pixels dropped from each image side (as in training).
+        strategy: Optional `tf.distribute.Strategy` (default: the default strategy).
+
+    Returns:
+        (metrics dict, dataset name).
+
+    Raises:
+        ValueError: for a missing file, an unknown dataset or a model that does not fit it.
+    """
+    _check_positive_int("batch_size", batch_size)
+    if os.path.isdir(path):
+        config_path = os.path.join(path, "config.json")
+        saved = {}
+        if os.path.exists(config_path):
+            with open(config_path, encoding="utf-8") as f:
+                saved = json.load(f)
+        dataset = dataset or saved.get("dataset")
+        crop_border = crop_border or saved.get("crop_border", 0)
+        path = os.path.join(path, "model.keras")
+    if not os.path.isfile(path):
+        raise ValueError(f"No saved model at {path!r}: pass a .keras file or a run directory.")
+    if dataset is None:
+        raise ValueError("Pass --dataset: the model file alone does not say which data it fits.")
+    entry = data_base.dataset_entry(dataset)
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model = keras.models.load_model(path)
+    parameters = inspect.signature(entry.loader).parameters
+    kwargs = {}
+    input_shape = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else None
+    if "min_image_size" in parameters and input_shape and len(input_shape) == 3:
+        kwargs["min_image_size"] = input_shape[:2]
+    if crop_border:
+        kwargs["crop_border"] = crop_border
+    splits = entry.loader(**kwargs)
+    got = tuple(tf.nest.flatten(splits.test.element_spec)[0].shape)
+    if input_shape and len(got) == len(input_shape) and any(
+        e is not None and e != g for e, g in zip(input_shape, got)
+    ):
+        raise ValueError(
+            f"The model at {path!r} expects inputs of shape {input_shape} but {dataset!r} gives "
+            f"{got}. Evaluate on the dataset it was trained on, with the same --crop-border."
+        )
+    trainer = DistributedTrainer(model, None, strategy, entry.task)
+    global_batch = batch_size * strategy.num_replicas_in_sync
+    batches = strategy.experimental_distribute_dataset(evaluation_batches(splits.test, global_batch))
+    return trainer.evaluate(batches), entry.name
 
 
 def model_weights(model):

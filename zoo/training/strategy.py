@@ -136,6 +136,13 @@ def get_strategy(devices="auto", cpu_replicas=None):
         )
     if len(names) == 1:
         return tf.distribute.OneDeviceStrategy(names[0])
+    if all(_device_type(name) == "CPU" for name in names):
+        # MirroredStrategy's default (collective ops) numbers its collectives from the same
+        # keys in every instance, so two CPU strategies in one process (tests, notebooks) clash
+        # ("Shape mismatch in the collective instance 100"); reducing on one device does not.
+        return tf.distribute.MirroredStrategy(
+            names, cross_device_ops=tf.distribute.ReductionToOneDevice(reduce_to_device=names[0])
+        )
     return tf.distribute.MirroredStrategy(names)
 
 
