@@ -3,7 +3,12 @@
 Importing the package registers `show_and_tell` and `show_attend_tell`.
 """
 
-from zoo.captioning.decoding import beam_search, caption_files, greedy_search  # noqa: F401
+from zoo.captioning.decoding import (  # noqa: F401
+    beam_search,
+    caption_files,
+    caption_images,
+    greedy_search,
+)
 from zoo.captioning.metrics import corpus_bleu, evaluate_bleu  # noqa: F401
 from zoo.captioning.model import (
     Captioner,

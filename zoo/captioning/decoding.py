@@ -304,3 +304,44 @@ def caption_files(
         images = load_images(image_paths[start : start + batch_size], model.image_shape)
         captions += model.caption(images, beam_width, length_penalty, max_length)
     return captions
+
+
+def caption_images(image_paths, model, beam_size=3, length_penalty=0.0, max_length=None):
+    """`zoo caption IMAGE... --model PATH`: `caption_files` for a model file or a run directory.
+
+    Args:
+        image_paths: Image files.
+        model: A `Captioner`, a `.keras` file, or a training run directory holding
+            `model.keras` (or `best.keras`).
+        beam_size: Beam width (1: greedy search).
+        length_penalty, max_length: See `beam_search`.
+
+    Returns:
+        One caption per image path.
+
+    Raises:
+        ValueError: if no model is given or the directory holds no saved model.
+    """
+    import os
+
+    if model is None:
+        raise ValueError(
+            "Argument `model` is required: a trained captioner (.keras file or run directory, "
+            "e.g. from `zoo train --model show_and_tell`). Received: model=None"
+        )
+    if isinstance(model, (str, os.PathLike)) and os.path.isdir(model):
+        for name in ("model.keras", "best.keras"):
+            if os.path.isfile(os.path.join(model, name)):
+                model = os.path.join(model, name)
+                break
+        else:
+            raise ValueError(
+                f"Argument `model` is a directory without model.keras or best.keras: {model!r}"
+            )
+    return caption_files(
+        model,
+        image_paths,
+        beam_width=beam_size,
+        length_penalty=length_penalty,
+        max_length=max_length,
+    )

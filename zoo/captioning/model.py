@@ -741,7 +741,7 @@ _SMALL = {
     summary="CNN -> FC image vector injected into an RNN (vanilla/LSTM/GRU) at every step",
     default_input_shape=(32, 32, 3),
     min_input_shape=(8, 8, 3),
-    params=611_411,
+    params=982_419,
     small_config={**_SMALL, "image_units": 32},
     default_dataset="shapes_captions",
 )
@@ -766,7 +766,7 @@ def show_and_tell(vocabulary=None, input_shape=(32, 32, 3), cell="lstm", **kwarg
     summary="LSTM with soft attention over the CNN feature grid, beta gate, deep output",
     default_input_shape=(32, 32, 3),
     min_input_shape=(8, 8, 3),
-    params=None,
+    params=637_077,
     small_config={**_SMALL, "attention_units": 16},
     default_dataset="shapes_captions",
 )
