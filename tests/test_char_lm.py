@@ -56,6 +56,7 @@ def test_log_probabilities_match_a_float64_reference(rng):
 
 def test_greedy_generation_is_the_argmax_of_the_logits(rng):
     model = zoo.char_lm(**SMALL, classifier_activation=None)
+    assert isinstance(model.layers[-1], keras.layers.Dense)  # logits: no softmax layer
     for weight in model.weights:
         weight.assign(rng.normal(scale=0.8, size=weight.shape).astype("float32"))
     prompt, text = "abc", ""

@@ -9,6 +9,7 @@ from zoo.data.sequences import adding_problem_arrays
 from zoo.rnn.classifiers import check_cell_type
 
 CLASSIFIERS = ["rnn_classifier", "lstm_classifier", "gru_classifier", "bilstm_classifier"]
+REGRESSORS = ["rnn_regressor", "lstm_regressor", "gru_regressor"]
 SMALL = {"units": 6, "embedding_dim": 5}
 
 
@@ -38,7 +39,7 @@ def test_output_shapes_for_every_input_kind(name, rng):
     assert _predict(tagger, tokens).shape == (3, 7, 4)
 
 
-@pytest.mark.parametrize("name", CLASSIFIERS)
+@pytest.mark.parametrize("name", [*CLASSIFIERS, *REGRESSORS])
 def test_parameter_count_matches_registry(name):
     assert zoo.create_model(name).count_params() == zoo.model_info(name).params
 
@@ -191,13 +192,39 @@ def test_keras_round_trip_gives_identical_outputs(name, tmp_path, rng):
     )
 
 
+@pytest.mark.parametrize("name", [*CLASSIFIERS, "char_lm"])
+def test_small_config_takes_ids_below_ten_and_round_trips(name, tmp_path, rng):
+    # What the registry-wide tests feed: ids in [0, 10), unknown time dimensions as 8.
+    info = zoo.model_info(name)
+    assert info.default_input_shape == (None,)
+    model = zoo.create_model(name, **info.small_config)
+    ids = rng.integers(0, 10, size=(2, 8)).astype("int32")
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_array_equal(_predict(loaded, ids), _predict(model, ids))
+
+
+@pytest.mark.parametrize("name", REGRESSORS)
+def test_regressors_take_real_valued_steps_and_round_trip(name, tmp_path, rng):
+    info = zoo.model_info(name)
+    assert (info.task, info.default_input_shape) == ("sequence-regression", (None, 2))
+    model = zoo.create_model(name, **info.small_config)
+    features = rng.uniform(size=(2, 8, 2)).astype("float32")
+    assert _predict(model, features).shape == (2, 1)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_array_equal(_predict(loaded, features), _predict(model, features))
+    with pytest.raises(ValueError, match="num_classes=3"):
+        zoo.create_model(name, num_classes=3)
+
+
 # ------------------------------------------------------------------ learning
 def test_adding_problem_at_t10_learns_well_below_the_trivial_baseline():
     keras.utils.set_random_seed(1)
     x, y = adding_problem_arrays(6400, 10, seed=0)
     test_x, test_y = adding_problem_arrays(500, 10, seed=99)
     baseline = float(np.mean((test_y - 1.0) ** 2))
-    model = zoo.gru_classifier(input_dim=2, num_classes=None, units=16, embedding_dim=16)
+    model = zoo.gru_regressor(units=16, embedding_dim=16)
     model.compile(optimizer=zoo.default_optimizer(learning_rate=1e-2), loss="mse")
     model.fit(x, y, batch_size=32, epochs=1, verbose=0)
     mse = float(model.evaluate(test_x, test_y, verbose=0))
@@ -213,7 +240,7 @@ def test_training_under_two_replica_mirrored_strategy(two_replica_strategy):
         model.compile(optimizer=zoo.default_optimizer(), loss="mse")
     assert two_replica_strategy.num_replicas_in_sync == 2
     assert isinstance(model.weights[0].value, tf.distribute.DistributedValues)
-    history = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
     tokens = np.array([[1, 2, 3, 0]], "int32")
     with two_replica_strategy.scope():

@@ -21,6 +21,9 @@ def test_datasets_are_registered_with_tasks():
         assert (entry.task, entry.offline) == (task, offline)
     for model in ["rnn_classifier", "lstm_classifier", "gru_classifier", "bilstm_classifier"]:
         assert zoo.model_info(model).default_dataset in list_datasets()
+    for model in ["rnn_regressor", "lstm_regressor", "gru_regressor"]:
+        assert zoo.model_info(model).default_dataset == "adding_problem"
+        assert dataset_entry("adding_problem").task == zoo.model_info(model).task
     assert zoo.model_info("char_lm").default_dataset == "tiny_corpus"
 
 
@@ -55,8 +58,9 @@ def test_adding_problem_splits_fit_the_models():
     assert x.shape == (8, 12, 2) and y.shape == (8, 1)
     test_x = next(iter(splits.test.batch(8)))[0].numpy()
     assert not np.array_equal(test_x, x.numpy())  # train and test differ
-    model = zoo.create_model("gru_classifier", **splits.model_kwargs, units=4, embedding_dim=4)
-    assert model.predict(x, verbose=0).shape == (8, 1)
+    for name in ["gru_classifier", "gru_regressor"]:
+        model = zoo.create_model(name, **splits.model_kwargs, units=4, embedding_dim=4)
+        assert model.predict(x, verbose=0).shape == (8, 1)
 
 
 def test_copy_task_structure():

@@ -1,7 +1,8 @@
 """rnn models; each module registers its models on import.
 
-Sequence classifiers/regressors (`rnn_classifier`, `lstm_classifier`, `gru_classifier`,
-`bilstm_classifier`), the character language model `char_lm`, and the vanishing-gradient
+Sequence classifiers (`rnn_classifier`, `lstm_classifier`, `gru_classifier`,
+`bilstm_classifier`), their regressor forms for the adding problem (`rnn_regressor`,
+`lstm_regressor`, `gru_regressor`), the character language model `char_lm`, and the vanishing-gradient
 measurement `hidden_state_gradient_norms`.
 """
 
@@ -10,8 +11,11 @@ from zoo.rnn.classifiers import (
     bilstm_classifier,
     default_optimizer,
     gru_classifier,
+    gru_regressor,
     lstm_classifier,
+    lstm_regressor,
     rnn_classifier,
+    rnn_regressor,
 )
 from zoo.rnn.gradients import hidden_state_gradient_norms, plot_gradient_norms
 
@@ -21,8 +25,11 @@ __all__ = [
     "char_lm",
     "default_optimizer",
     "gru_classifier",
+    "gru_regressor",
     "hidden_state_gradient_norms",
     "lstm_classifier",
+    "lstm_regressor",
     "plot_gradient_norms",
     "rnn_classifier",
+    "rnn_regressor",
 ]

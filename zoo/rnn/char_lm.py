@@ -133,7 +133,12 @@ class CharLanguageModel(keras.Model):
         ]
         self.head_dropout = keras.layers.Dropout(dropout, name="head_dropout")
         self.logits_layer = keras.layers.Dense(self.vocab_size, name="logits")
-        self.softmax = layers.StableSoftmax(dtype="float32", name="predictions")
+        # Only a softmax head gets the layer, so `model.layers[-1]` tells what the output is.
+        self.softmax = (
+            layers.StableSoftmax(dtype="float32", name="predictions")
+            if classifier_activation == "softmax"
+            else None
+        )
         self.build((None, None))
 
     @property
@@ -168,10 +173,20 @@ class CharLanguageModel(keras.Model):
         x = self.head_dropout(x, training=training)
         return self.logits_layer(x), states
 
+    def _step(self, token_id, states):
+        """One character through the cells: (logits (vocab_size,), new states)."""
+        # A plain lookup: a generated character is never padding, so no mask is attached.
+        x = ops.take(self.embedding.embeddings, np.array([token_id], dtype="int32"), axis=0)
+        new_states = []
+        for layer, state in zip(self.recurrent_layers, states):
+            x, state = layer.cell(x, list(state), training=False)
+            new_states.append(state if isinstance(state, (list, tuple)) else [state])
+        return ops.convert_to_numpy(self.logits_layer(x)[0]), new_states
+
     def call(self, inputs, training=None):
         self._check_ids(inputs)
         logits, _ = self._features(inputs, training=training)
-        if self.classifier_activation == "softmax":
+        if self.softmax is not None:
             return self.softmax(logits)
         return logits
 
@@ -242,21 +257,24 @@ class CharLanguageModel(keras.Model):
                 f"Received: temperature={temperature!r}"
             )
         rng = np.random.default_rng(seed)
-        ids = self.encode(prompt)[None, :]
-        states = None
+        if length == 0:
+            return ""
+        # The prompt goes through the recurrent layers in one call; then one cell step per
+        # character, carrying the states (much cheaper than re-running a layer per step).
+        logits, states = self._features(self.encode(prompt)[None, :])
+        last = ops.convert_to_numpy(logits[0, -1, :])
+        mask = np.arange(self.vocab_size) >= FIRST_CHAR_ID
         generated = []
-        for _ in range(length):
-            logits, states = self._features(ids, initial_states=states)
-            last = ops.convert_to_numpy(logits[:, -1, :])[0]
+        while True:
             if temperature == 0:
-                mask = np.arange(self.vocab_size) >= FIRST_CHAR_ID
                 next_id = int(np.argmax(np.where(mask, last, -np.inf)))
             else:
                 log_probs = ops.convert_to_numpy(self.next_char_log_probs(last, temperature))
-                gumbel = rng.gumbel(size=log_probs.shape)
-                next_id = int(np.argmax(log_probs + gumbel))
+                next_id = int(np.argmax(log_probs + rng.gumbel(size=log_probs.shape)))
             generated.append(next_id)
-            ids = np.array([[next_id]], dtype="int32")
+            if len(generated) == length:
+                break
+            last, states = self._step(next_id, states)
         return self.decode(generated)
 
     def get_config(self):

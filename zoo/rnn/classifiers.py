@@ -480,3 +480,159 @@ def bilstm_classifier(
             `input_dim`.
     """
     return _sequence_model(cell="lstm", **_pack(locals()))
+
+
+def _regressor(cell, vocab_size, input_dim, num_classes, **kwargs):
+    if num_classes is not None:
+        raise ValueError(
+            "Regressors have one linear output: argument `num_classes` must be None (use "
+            f"the *_classifier models for classes). Received: num_classes={num_classes!r}"
+        )
+    if vocab_size is None and input_dim is None:
+        input_dim = 2
+    return _sequence_model(
+        cell=cell,
+        vocab_size=vocab_size,
+        input_dim=input_dim,
+        num_classes=None,
+        return_sequences=False,
+        classifier_activation=None,
+        **kwargs,
+    )
+
+
+_REGRESSOR_ARGS_DOC = """
+    Args:
+        input_dim: Real-valued features per step (default 2, the adding problem's
+            (value, marker)); steps whose features all equal `mask_value` are padding.
+        vocab_size: Token ids instead of features (id 0 = padding), if given.
+        num_classes: Must be None (accepted so that a dataset's `model_kwargs` fit).
+        units: Hidden-state size of each recurrent layer.
+        num_layers: Number of stacked recurrent layers.
+        dropout: Dropout rate on the inputs of every recurrent layer and before the head.
+        recurrent_dropout: Dropout rate on the recurrent state.
+        bidirectional: Wrap every recurrent layer in `keras.layers.Bidirectional`.
+        embedding_dim: Size of the per-step input projection (or token embedding).
+        sequence_length: Fixed number of steps, or None for variable-length input.
+        mask_value: Feature value that marks padding steps; None disables masking.
+        name: Model name.
+"""
+
+
+def _document_regressor(fn):
+    fn.__doc__ = fn.__doc__.replace("    {args}\n", _REGRESSOR_ARGS_DOC.strip("\n") + "\n")
+    return fn
+
+
+_REGRESSOR_SMALL = {"units": 8, "embedding_dim": 8}
+
+
+@register_model(
+    task="sequence-regression",
+    paper=_ELMAN,
+    summary="rnn_classifier with one linear output (adding problem); `irnn=True` for IRNN",
+    default_input_shape=(None, 2),
+    min_input_shape=(1, 2),
+    params=33409,
+    small_config=_REGRESSOR_SMALL,
+    default_dataset="adding_problem",
+)
+@_document_regressor
+def rnn_regressor(
+    input_dim=None,
+    vocab_size=None,
+    num_classes=None,
+    units=128,
+    num_layers=1,
+    dropout=0.0,
+    recurrent_dropout=0.0,
+    bidirectional=False,
+    embedding_dim=128,
+    sequence_length=None,
+    mask_value=0.0,
+    irnn=False,
+    name="rnn_regressor",
+):
+    """Elman RNN regressor (Elman 1990): `rnn_classifier` with one linear output.
+
+    {args}
+        irnn: Identity-initialised recurrent weights with ReLU (Le, Jaitly & Hinton 2015).
+
+    Returns:
+        A functional `keras.Model` with output shape (batch, 1).
+    """
+    return _regressor("rnn", **_pack(locals()))
+
+
+@register_model(
+    task="sequence-regression",
+    paper=_LSTM,
+    summary="lstm_classifier with one linear output (adding problem)",
+    default_input_shape=(None, 2),
+    min_input_shape=(1, 2),
+    params=132097,
+    small_config=_REGRESSOR_SMALL,
+    default_dataset="adding_problem",
+)
+@_document_regressor
+def lstm_regressor(
+    input_dim=None,
+    vocab_size=None,
+    num_classes=None,
+    units=128,
+    num_layers=1,
+    dropout=0.0,
+    recurrent_dropout=0.0,
+    bidirectional=False,
+    embedding_dim=128,
+    sequence_length=None,
+    mask_value=0.0,
+    unit_forget_bias=True,
+    name="lstm_regressor",
+):
+    """LSTM regressor (Hochreiter & Schmidhuber 1997): `lstm_classifier` with one linear output.
+
+    {args}
+        unit_forget_bias: Initialise the forget-gate bias to 1 (Gers et al. 2000).
+
+    Returns:
+        A functional `keras.Model` with output shape (batch, 1).
+    """
+    return _regressor("lstm", **_pack(locals()))
+
+
+@register_model(
+    task="sequence-regression",
+    paper=_GRU,
+    summary="gru_classifier with one linear output (adding problem)",
+    default_input_shape=(None, 2),
+    min_input_shape=(1, 2),
+    params=99201,
+    small_config=_REGRESSOR_SMALL,
+    default_dataset="adding_problem",
+)
+@_document_regressor
+def gru_regressor(
+    input_dim=None,
+    vocab_size=None,
+    num_classes=None,
+    units=128,
+    num_layers=1,
+    dropout=0.0,
+    recurrent_dropout=0.0,
+    bidirectional=False,
+    embedding_dim=128,
+    sequence_length=None,
+    mask_value=0.0,
+    reset_after=False,
+    name="gru_regressor",
+):
+    """GRU regressor (Cho et al. 2014): `gru_classifier` with one linear output.
+
+    {args}
+        reset_after: False (default) follows the paper; True is the cuDNN variant.
+
+    Returns:
+        A functional `keras.Model` with output shape (batch, 1).
+    """
+    return _regressor("gru", **_pack(locals()))

@@ -109,13 +109,14 @@ def hidden_state_gradient_norms(model, inputs, targets):
     return np.array([float(n) for n in norms])
 
 
-def plot_gradient_norms(norms_by_model, path=None, title=None):
+def plot_gradient_norms(norms_by_model, path=None, title=None, dashed=()):
     """Plot ||d loss / d h_t|| against t on a log scale, one line per model.
 
     Args:
         norms_by_model: dict label -> array from `hidden_state_gradient_norms`.
         path: If given, save the figure there (PNG by extension).
         title: Optional title.
+        dashed: Labels to draw dashed (e.g. the measurements at initialisation).
 
     Returns:
         The matplotlib `Figure`.
@@ -130,7 +131,12 @@ def plot_gradient_norms(norms_by_model, path=None, title=None):
     for label, norms in norms_by_model.items():
         norms = np.asarray(norms, dtype="float64")
         # Zero gradients (complete underflow) cannot be drawn on a log axis.
-        axis.semilogy(np.arange(len(norms)), np.maximum(norms, 1e-45), label=label)
+        axis.semilogy(
+            np.arange(len(norms)),
+            np.maximum(norms, 1e-45),
+            label=label,
+            linestyle="--" if label in dashed else "-",
+        )
     axis.set_xlabel("step t (the loss is on the last step)")
     axis.set_ylabel("mean ||dLoss / dh_t||")
     axis.set_title(title or "Vanishing gradients through time")
