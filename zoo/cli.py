@@ -128,7 +128,7 @@ def build_parser():
                        help="build the model with its small registry configuration")
     train.add_argument("--restart", action="store_true",
                        help="start from scratch even if the run directory has a checkpoint")
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("--quiet", action="store_true", help="no progress bars (epoch lines only)")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved model on a test split")
     evaluate.add_argument("path", help="a .keras file or a run directory")
@@ -227,7 +227,7 @@ def _train(args):
         terminate_on_nan=not args.keep_going_on_nan,
         small=args.small,
         restart=args.restart,
-        verbose=0 if args.quiet else 1,
+        verbose=1 if args.quiet else 2,
     )
     train(config)
     return 0

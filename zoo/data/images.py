@@ -10,10 +10,10 @@ int32. Preprocessing, in order:
    input (e.g. the 8x8 digits for LeNet-5's 28x28); images are never shrunk.
 3. Normalise with the training set's per-channel mean and standard deviation.
 
-CIFAR-10/100 also provide a training-time augmentation in `extras["augment"]`: pad 4 pixels,
-random 32x32 crop and random horizontal flip (He et al. 2016, "Deep Residual Learning for Image
-Recognition", section 4.2). It is a function `(image, seed) -> image` of a stateless seed, so the
-training loop can make it deterministic per epoch (identical after a resume).
+Training-time augmentation comes in `extras["augment"]`, a function `(image, seed) -> image` of
+a stateless seed, so that the training loop can make it deterministic per epoch (identical after
+a resume): CIFAR-10/100 pad 4 pixels, take a random 32x32 crop and flip horizontally at random
+(He et al. 2016, "Deep Residual Learning for Image Recognition", section 4.2).
 """
 
 import numpy as np

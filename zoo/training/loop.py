@@ -84,7 +84,7 @@ class TrainConfig:
         small: Build the model with its registry `small_config` (quick demos).
         model_kwargs: Extra keyword arguments for the model function.
         restart: Ignore (and replace) an existing checkpoint instead of resuming.
-        verbose: 0 silent, 1 progress bars and summaries.
+        verbose: 0 silent, 1 set-up and per-epoch lines, 2 also a progress bar per epoch.
     """
 
     model: str | None = None
@@ -111,7 +111,7 @@ class TrainConfig:
     small: bool = False
     model_kwargs: dict = dataclasses.field(default_factory=dict)
     restart: bool = False
-    verbose: int = 1
+    verbose: int = 2
 
 
 @dataclasses.dataclass
@@ -460,9 +460,10 @@ def resolve_names(model_name, dataset_name):
     if entry.task != info.task:
         options = data_base.list_datasets(task=info.task)
         raise ValueError(
-            f"Model {model_name!r} is a {info.task} model but dataset {dataset_name!r} is a "
-            f"{entry.task} dataset. Use a {info.task} dataset ({', '.join(options) or 'none'}) "
-            f"or a {entry.task} model ({', '.join(registry.list_models(task=entry.task)) or 'none'})."
+            f"Model {model_name!r} is for {info.task} but dataset {dataset_name!r} is for "
+            f"{entry.task}. Use one of the {info.task} datasets ({', '.join(options) or 'none'})"
+            f" or one of the {entry.task} models "
+            f"({', '.join(registry.list_models(task=entry.task)) or 'none'})."
         )
     return info, entry
 
@@ -704,7 +705,7 @@ def _run(config, strategy, info, entry, plan, optimizer_factory, run_dir, own_di
         say(f"epoch {epoch + 1}/{config.epochs}" + (
             f" (batch {per_replica} x {replicas} = {batch})" if config.batch_size_ramp is not None
             else ""))
-        progbar = keras.utils.Progbar(steps, verbose=1 if (config.verbose and chief) else 0,
+        progbar = keras.utils.Progbar(steps, verbose=1 if (config.verbose > 1 and chief) else 0,
                                       stateful_metrics=["loss", "lr"])
         totals = {}
         for step, distributed_batch in enumerate(dataset):

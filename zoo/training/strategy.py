@@ -158,8 +158,11 @@ def describe_strategy(strategy):
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         resolver = strategy.cluster_resolver
         workers = len(resolver.cluster_spec().as_dict().get("worker", [])) or 1
+    name = type(strategy).__name__
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        name = "MultiWorkerMirroredStrategy"  # its class is CollectiveAllReduceStrategy
     return (
-        f"{type(strategy).__name__}: {strategy.num_replicas_in_sync} replica(s) on "
+        f"{name}: {strategy.num_replicas_in_sync} replica(s) on "
         f"{workers} worker(s); devices {list(devices)}"
     )
 

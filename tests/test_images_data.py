@@ -1,0 +1,96 @@
+"""Image datasets: the bundled digits and the tfds loaders (through tfds.testing.mock_data)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from sklearn.datasets import load_digits
+
+from zoo.data import list_datasets, load_dataset
+from zoo.data.images import IMAGE_DATASETS, cifar_augment
+
+
+def _arrays(dataset):
+    images, labels = zip(*dataset.as_numpy_iterator())
+    return np.stack(images), np.array(labels)
+
+
+def test_digits_is_offline_stratified_and_normalised():
+    splits = load_dataset("digits")
+    assert splits.task == "image-classification" and (splits.num_train, splits.num_test) == (1437, 360)
+    assert splits.model_kwargs == {"input_shape": (8, 8, 1), "classes": 10}
+    train_x, train_y = _arrays(splits.train)
+    test_x, test_y = _arrays(splits.test)
+    assert train_x.dtype == np.float32 and train_y.dtype == np.int32
+    # Every image of sklearn's set appears once, with its label, in exactly one split.
+    digits = load_digits()
+    (mean,), (std,) = splits.extras["mean"], splits.extras["std"]
+    raw = np.concatenate([train_x, test_x])[..., 0] * std + mean
+    order = np.lexsort(raw.reshape(len(raw), -1).T)
+    reference = digits.images / 16.0
+    reference_order = np.lexsort(reference.reshape(len(reference), -1).T)
+    np.testing.assert_allclose(raw[order], reference[reference_order], atol=1e-5)
+    # Normalised with the training split's statistics; stratified 80/20.
+    assert abs(train_x.mean()) < 1e-4 and train_x.std() == pytest.approx(1.0, abs=1e-4)
+    np.testing.assert_array_equal(np.bincount(test_y), np.bincount(digits.target) - np.bincount(train_y))
+    assert np.bincount(test_y).min() >= 35
+
+
+def test_digits_resized_up_to_the_model_minimum_and_cropped():
+    splits = load_dataset("digits", min_image_size=(28, 28))
+    assert splits.model_kwargs["input_shape"] == (28, 28, 1)
+    x, _ = next(iter(splits.train.batch(4)))
+    assert x.shape == (4, 28, 28, 1)
+    cropped = load_dataset("digits", crop_border=1)
+    assert cropped.model_kwargs["input_shape"] == (6, 6, 1)
+    full = load_dataset("digits")
+    a, _ = _arrays(cropped.train)
+    b, _ = _arrays(full.train)
+    # Same normalisation statistics, so the crop is exactly the centre of the full image.
+    np.testing.assert_allclose(a, b[:, 1:-1, 1:-1], atol=1e-6)
+    with pytest.raises(ValueError, match="crop_border"):
+        load_dataset("digits", crop_border=4)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10", "cifar100"])
+def test_tfds_loaders_normalise_and_crop(name):
+    shape, classes, mean, std = IMAGE_DATASETS[name]
+    with tfds.testing.mock_data(num_examples=6):
+        raw = tfds.load(name, split="train", as_supervised=True)
+        raw_images, raw_labels = _arrays(raw)
+        splits = load_dataset(name)
+        cropped = load_dataset(name, crop_border=2)
+        images, labels = _arrays(splits.train)
+        cropped_images, _ = _arrays(cropped.train)
+    assert name in list_datasets(task="image-classification")
+    assert splits.model_kwargs == {"input_shape": shape, "classes": classes}
+    assert splits.num_train == 6 and images.shape == (6, *shape)
+    expected = (raw_images.astype("float64") / 255.0 - np.array(mean)) / np.array(std)
+    np.testing.assert_allclose(images, expected, atol=1e-5)
+    np.testing.assert_array_equal(labels, raw_labels)
+    assert cropped.model_kwargs["input_shape"] == (shape[0] - 4, shape[1] - 4, shape[2])
+    np.testing.assert_allclose(cropped_images, images[:, 2:-2, 2:-2], atol=1e-6)
+    assert ("augment" in splits.extras) == name.startswith("cifar")
+
+
+def test_tfds_loader_without_data_says_how_to_get_it(tmp_path):
+    with pytest.raises(ValueError, match="digits"):
+        load_dataset("mnist", data_dir=str(tmp_path))
+
+
+def test_cifar_augmentation_is_a_seeded_crop_of_the_padded_or_flipped_image(rng):
+    image = rng.normal(size=(32, 32, 3)).astype("float32")
+    a = cifar_augment(tf.constant(image), tf.constant([1, 2])).numpy()
+    assert a.shape == image.shape
+    np.testing.assert_array_equal(a, cifar_augment(tf.constant(image), tf.constant([1, 2])).numpy())
+    outputs = [cifar_augment(tf.constant(image), tf.constant([s, 0])).numpy() for s in range(8)]
+    assert any(not np.array_equal(outputs[0], o) for o in outputs[1:])
+    for out in outputs:
+        found = False
+        for candidate in (image, image[:, ::-1]):
+            padded = np.pad(candidate, ((4, 4), (4, 4), (0, 0)))
+            for dy in range(9):
+                for dx in range(9):
+                    if np.array_equal(padded[dy : dy + 32, dx : dx + 32], out):
+                        found = True
+        assert found

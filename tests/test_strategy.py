@@ -1,0 +1,104 @@
+"""Strategy selection, the learning-rate scaling rules with warm-up, and the batch-size ramp."""
+
+import math
+
+import pytest
+import tensorflow as tf
+
+from zoo.training.strategy import (
+    LearningRatePlan,
+    batch_size_for_epoch,
+    configure_cpu_replicas,
+    describe_strategy,
+    get_strategy,
+)
+
+
+@pytest.mark.parametrize(
+    "scaling, factor", [("linear", 8.0), ("sqrt", math.sqrt(8.0)), ("none", 1.0)]
+)
+def test_scaling_rules(scaling, factor):
+    plan = LearningRatePlan(0.1, reference_batch=32, scaling=scaling, epochs=10)
+    assert plan.scaled_lr(256) == pytest.approx(0.1 * factor)
+    assert plan(5.0, 256) == pytest.approx(0.1 * factor)  # constant schedule, no warm-up
+    assert f"{scaling} scaling" in plan.describe(256)
+
+
+def test_gradual_warmup_goes_linearly_from_the_base_to_the_scaled_rate():
+    # Goyal et al. 2017, section 2.2: start at eta, reach k * eta after the warm-up epochs.
+    plan = LearningRatePlan(0.1, reference_batch=256, warmup_epochs=5, epochs=90)
+    k = 8192 / 256
+    assert plan(0.0, 8192) == pytest.approx(0.1)
+    assert plan(2.5, 8192) == pytest.approx(0.1 + (k * 0.1 - 0.1) / 2)
+    assert plan(5.0, 8192) == pytest.approx(k * 0.1)
+    assert plan(4.999, 8192) < plan(5.0, 8192)
+    # With nothing to scale (k = 1) the warm-up starts from a tenth of the rate instead.
+    single = LearningRatePlan(0.1, reference_batch=256, warmup_epochs=2, epochs=10)
+    assert single(0.0, 256) == pytest.approx(0.01)
+    assert single(1.0, 256) == pytest.approx(0.055)
+
+
+def test_schedules_after_warmup():
+    step = LearningRatePlan(1.0, 1, warmup_epochs=2, schedule="step", epochs=10)
+    # Milestones at 50% and 75% of the 8 post-warm-up epochs: epochs 6 and 8.
+    assert [step(e, 1) for e in (2, 5.9, 6, 7.9, 8, 9.9)] == pytest.approx(
+        [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
+    )
+    cosine = LearningRatePlan(1.0, 1, schedule="cosine", epochs=4)
+    assert cosine(0, 1) == pytest.approx(1.0)
+    assert cosine(1, 1) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    assert cosine(2, 1) == pytest.approx(0.5)
+    assert cosine(4, 1) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"scaling": "cubic"}, "lr_scaling"),
+        ({"schedule": "exponential"}, "schedule"),
+        ({"base_lr": 0.0}, "lr"),
+        ({"warmup_epochs": -1}, "warmup_epochs"),
+    ],
+)
+def test_plan_rejects_bad_arguments(kwargs, message):
+    arguments = {"base_lr": 0.1, "reference_batch": 32, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        LearningRatePlan(**arguments)
+
+
+def test_batch_size_ramp():
+    assert [batch_size_for_epoch(e, 64, 8) for e in range(6)] == [8, 16, 32, 64, 64, 64]
+    assert [batch_size_for_epoch(e, 64, 0) for e in range(4)] == [8, 16, 32, 64]
+    assert [batch_size_for_epoch(e, 64, None) for e in range(3)] == [64, 64, 64]
+    assert [batch_size_for_epoch(e, 5, 0) for e in range(4)] == [1, 2, 4, 5]
+
+
+def test_strategies_on_the_two_logical_cpus():
+    # conftest splits the CPU in two; "auto" on a CPU-only machine uses one device.
+    assert not tf.config.list_physical_devices("GPU")
+    single = get_strategy()
+    assert isinstance(single, tf.distribute.OneDeviceStrategy)
+    assert single.num_replicas_in_sync == 1
+    mirrored = get_strategy(devices=2)
+    assert isinstance(mirrored, tf.distribute.MirroredStrategy)
+    assert mirrored.num_replicas_in_sync == 2
+    assert "2 replica(s) on 1 worker(s)" in describe_strategy(mirrored)
+    named = get_strategy(devices=["cpu:1", "/cpu:0"])
+    assert named.num_replicas_in_sync == 2
+    assert get_strategy(cpu_replicas=2).num_replicas_in_sync == 2  # already split: accepted
+
+
+@pytest.mark.parametrize(
+    "devices, message",
+    [(3, "has 2 CPU device"), (["gpu:7"], "Unknown device 'gpu:7'"), ("many", "devices")],
+)
+def test_bad_devices(devices, message):
+    with pytest.raises(ValueError, match=message):
+        get_strategy(devices=devices)
+
+
+def test_cpu_replicas_cannot_change_after_tensorflow_started():
+    with pytest.raises(ValueError, match="already initialised with 2"):
+        configure_cpu_replicas(4)
+    with pytest.raises(ValueError, match="cpu_replicas"):
+        configure_cpu_replicas(0)
