@@ -15,8 +15,6 @@ lp = ((5 + length) / 6) ** length_penalty (length_penalty = 0: plain log-probabi
 `beam_width=1` it is greedy search.
 """
 
-import weakref
-
 import keras
 from keras import ops
 
@@ -24,7 +22,6 @@ from layers import log_softmax
 from zoo.captioning import text
 
 _NEG_INF = -1e9
-_COMPILED = weakref.WeakKeyDictionary()
 
 
 def _check_beam_width(beam_width, vocabulary_size):
@@ -157,7 +154,10 @@ def _beam_ids(model, images, beam_width, length_penalty, max_length, while_loop=
 
 def _compiled(model, key, fn):
     """`fn` wrapped in a `tf.function` (TensorFlow backend), cached per model and key."""
-    cache = _COMPILED.setdefault(model, {})
+    cache = model.__dict__.get("_zoo_search_functions")
+    if cache is None:  # set past Keras' attribute tracking: not state, not saved
+        cache = {}
+        object.__setattr__(model, "_zoo_search_functions", cache)
     if key not in cache:
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf

@@ -311,7 +311,7 @@ class InjectedRNNDecoder(keras.layers.Layer):
         self.cell = ImageInjectedCell(cell, units, image_dim, name="cell")
         self.rnn = keras.layers.RNN(self.cell, return_sequences=True, name="rnn")
         self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
-        self.output_layer = keras.layers.Dense(vocabulary_size, name="logits")
+        self.output_layer = keras.layers.Dense(vocabulary_size, name="logits", dtype="float32")
         self.num_recurrent_states = self.cell.num_recurrent_states
 
     def build(self, image_vector_shape=None, caption_in_shape=None):
@@ -411,7 +411,7 @@ class SoftAttentionDecoder(keras.layers.Layer):
         self.hidden_to_output = keras.layers.Dense(embedding_dim, name="deep_output_h")
         self.context_to_output = keras.layers.Dense(embedding_dim, name="deep_output_z")
         self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
-        self.output_layer = keras.layers.Dense(vocabulary_size, name="logits")
+        self.output_layer = keras.layers.Dense(vocabulary_size, name="logits", dtype="float32")
         self.num_recurrent_states = self.cell.num_recurrent_states
 
     def build(self, annotations_shape=None, caption_in_shape=None):
@@ -523,6 +523,9 @@ class Captioner(keras.Model):
         dropout: Dropout before the output layer.
         attention_regularization: lambda of the doubly stochastic penalty (attention decoder).
         max_length: Most words per caption (tokenizer truncation and default generation length).
+        rescale: Optional `(scale, offset)`: the encoder sees `images * scale + offset`, e.g.
+            (2.0, -1.0) for MobileNetV2's [-1, 1] or (255.0, 0.0) for EfficientNet/ConvNeXt,
+            which preprocess inside the model.
         name: Model name.
 
     Raises:
@@ -548,6 +551,7 @@ class Captioner(keras.Model):
         dropout=0.0,
         attention_regularization=1.0,
         max_length=16,
+        rescale=None,
         name="captioner",
         **kwargs,
     ):
@@ -585,7 +589,16 @@ class Captioner(keras.Model):
 
         images = keras.Input(shape=input_shape, name="images")
         caption_in = keras.Input(shape=(None,), dtype="int32", name="caption_in")
-        features = cnn(images, training=None if train_encoder else False)
+        scaled = images
+        if rescale is not None:
+            if len(tuple(rescale)) != 2:
+                raise ValueError(
+                    "Argument `rescale` must be (scale, offset) or None. "
+                    f"Received: rescale={rescale!r}"
+                )
+            rescale = (float(rescale[0]), float(rescale[1]))
+            scaled = keras.layers.Rescaling(*rescale, name="rescale")(images)
+        features = cnn(scaled, training=None if train_encoder else False)
         rank = len(features.shape)
         if decoder == "injection":
             chosen_pooling = pooling or ("flatten" if built_in else "avg")
@@ -660,6 +673,7 @@ class Captioner(keras.Model):
             "dropout": dropout,
             "attention_regularization": attention_regularization,
             "max_length": max_length,
+            "rescale": rescale,
         }
 
     @property
