@@ -135,6 +135,11 @@ def run(quick=False, out_dir="runs", seed=0):
             )
         )
     print(_table(rows, baseline))
+    # IRNN (Le et al. 2015) at initialisation: identity recurrence keeps the norm near constant.
+    irnn = zoo.rnn_regressor(units=settings["units"], embedding_dim=settings["units"], irnn=True)
+    untrained["irnn, initial"] = zoo.hidden_state_gradient_norms(
+        irnn, *adding_problem_arrays(64, settings["gradient_length"], seed=seed + 7)
+    )
     norms = {**untrained, **gradient_norms(trained, settings, seed=seed)}
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, f"gradient_norms_T{settings['gradient_length']}.png")

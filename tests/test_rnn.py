@@ -221,7 +221,7 @@ def test_regressors_take_real_valued_steps_and_round_trip(name, tmp_path, rng):
 # ------------------------------------------------------------------ learning
 def test_adding_problem_at_t10_learns_well_below_the_trivial_baseline():
     keras.utils.set_random_seed(1)
-    x, y = adding_problem_arrays(6400, 10, seed=0)
+    x, y = adding_problem_arrays(3200, 10, seed=0)
     test_x, test_y = adding_problem_arrays(500, 10, seed=99)
     baseline = float(np.mean((test_y - 1.0) ** 2))
     model = zoo.gru_regressor(units=16, embedding_dim=16)
