@@ -218,6 +218,20 @@ def test_regressors_take_real_valued_steps_and_round_trip(name, tmp_path, rng):
         zoo.create_model(name, num_classes=3)
 
 
+def test_heads_stay_float32_under_mixed_precision(rng):
+    keras.mixed_precision.set_global_policy("mixed_float16")  # the fixture resets it
+    tokens = rng.integers(1, 20, size=(2, 5)).astype("int32")
+    classifier = zoo.gru_classifier(vocab_size=20, num_classes=3, **SMALL)
+    probabilities = classifier(tokens)
+    assert keras.backend.standardize_dtype(probabilities.dtype) == "float32"
+    regressor = zoo.lstm_regressor(**SMALL)
+    prediction = regressor(rng.uniform(size=(2, 5, 2)).astype("float32"))
+    assert keras.backend.standardize_dtype(prediction.dtype) == "float32"
+    language_model = zoo.char_lm(vocabulary="abc", units=4, num_layers=1, embedding_dim=4)
+    assert keras.backend.standardize_dtype(language_model(tokens % 5).dtype) == "float32"
+    assert len(language_model.generate("ab", length=3, seed=0)) == 3
+
+
 # ------------------------------------------------------------------ learning
 def test_adding_problem_at_t10_learns_well_below_the_trivial_baseline():
     keras.utils.set_random_seed(1)

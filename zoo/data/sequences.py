@@ -8,7 +8,8 @@
   a delimiter.
 * "imdb_reviews": the IMDB sentiment reviews (Maas et al. 2011) through tfds, tokenized with
   `keras.layers.TextVectorization` (id 0 = padding, 1 = out of vocabulary).
-* "tiny_corpus": the character corpus shipped in `zoo/data/corpus/`, or any text file, for
+* "tiny_corpus": the character corpus shipped in `zoo/data/corpus/` (about 10 KB of William
+  Shakespeare: sonnets and speeches, public domain), or any text file, for
   `zoo.char_lm`.
 
 All loaders return unbatched `(inputs, target)` elements of fixed length, so batching is
