@@ -156,3 +156,18 @@ def test_training_batches_drop_the_partial_batch(batch):
     data = tf.data.Dataset.range(20)
     sizes = [len(b) for b in training_batches(data, batch, 0, 0, 20).as_numpy_iterator()]
     assert sizes == [batch] * (20 // batch)
+
+
+def test_per_time_step_classifier_counts_every_position(rng):
+    # E.g. the copy task: [batch, time, classes] outputs, loss averaged over all positions.
+    logits = rng.normal(size=(3, 5, 4)).astype("float32")
+    targets = rng.integers(0, 4, size=(3, 5)).astype("int32")
+    stats = batch_statistics("sequence-classification", targets, logits, None, "logits")
+    z = logits.astype("float64")
+    log_probs = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    expected = -np.take_along_axis(log_probs, targets[..., None], -1).mean()
+    assert float(stats["count"]) == 15
+    np.testing.assert_allclose(float(stats["loss"]) / 15, expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        float(stats["accuracy"]), (logits.argmax(-1) == targets).sum(), rtol=0
+    )

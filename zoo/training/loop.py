@@ -168,7 +168,8 @@ def batch_statistics(task, targets, outputs, sample_weight, head):
 
     Returns:
         dict of float32 scalars: "loss" (sum), "count" (the denominator: examples, or real tokens
-        for token tasks) and metric sums ("accuracy" or "absolute_error").
+        for token tasks and per-time-step classifiers) and metric sums ("accuracy" or
+        "absolute_error").
     """
     outputs = tf.cast(outputs, tf.float32)
     if task == "sequence-regression":
@@ -214,7 +215,8 @@ def batch_statistics(task, targets, outputs, sample_weight, head):
         correct = tf.cast(tf.equal(predictions, tf.reshape(targets, tf.shape(predictions))), tf.float32)
 
     per_example = tf.cast(per_example, tf.float32)
-    if task in TOKEN_TASKS:
+    if task in TOKEN_TASKS or len(per_example.shape) > 1:
+        # Token-level (or per-time-step) predictions: every real position counts once.
         mask = tf.ones_like(per_example) if sample_weight is None else tf.cast(
             tf.reshape(sample_weight, tf.shape(per_example)), tf.float32
         )
@@ -483,7 +485,18 @@ def load_splits(info, entry, config):
         kwargs["crop_border"] = config.crop_border
     if "seed" in parameters:
         kwargs["seed"] = config.seed
-    return entry.loader(**kwargs)
+    try:
+        return entry.loader(**kwargs)
+    except ValueError:
+        raise
+    except Exception as error:  # e.g. a tfds download without network: say so, no traceback
+        raise ValueError(
+            f"Could not load dataset {entry.name!r} ({type(error).__name__}: {error}). "
+            + ("It needs a download; the offline datasets are: "
+               + ", ".join(n for n in data_base.list_datasets()
+                           if data_base.dataset_entry(n).offline) + "."
+               if not entry.offline else "")
+        ) from error
 
 
 def build_model(info, splits, config):
