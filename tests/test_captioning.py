@@ -314,7 +314,9 @@ def test_bad_input_raises_clear_errors(rng):
         model.beam_search(images(rng, 1), beam_width=1000)
     with pytest.raises(ValueError, match="decoder='transformer'"):
         small_model("transformer")
-    with pytest.raises(ValueError, match="Did you mean 'lstm'"):
+    with pytest.raises(ValueError, match="injection=.every_time."):
+        small_model("injection", injection="every_time")
+    with pytest.raises(ValueError, match="Did you mean .lstm."):
         small_model("injection", "lstmm")
     with pytest.raises(ValueError, match="captions"):
         text.build_vocabulary([])
@@ -340,3 +342,31 @@ def test_corpus_bleu_closed_forms():
         metrics.corpus_bleu(["a", "b"], refs)
     with pytest.raises(ValueError, match="hypotheses"):
         metrics.corpus_bleu([], [])
+
+
+def test_first_step_injection_matches_vinyals_formula(rng, tmp_path):
+    """Vinyals et al.: the image embedding is the input at t = -1, then only the words."""
+    model = small_model("injection", "vanilla", injection="first_step")
+    x = images(rng, 2)
+    caption_in = rng.integers(2, 10, size=(2, 4)).astype("int32")
+    logits = keras.ops.convert_to_numpy(model([x, caption_in]))
+
+    def numpy(w):
+        return keras.ops.convert_to_numpy(w).astype(np.float64)
+
+    decoder = model.caption_decoder
+    v = numpy(model.image_model(x))
+    w_e, b_e = (numpy(w) for w in decoder.image_embedding.weights)
+    embedding = numpy(decoder.embedding.embeddings)
+    kernel, recurrent, bias = (numpy(w) for w in decoder.cell.inner.weights)
+    w_hy, c = (numpy(w) for w in decoder.output_layer.weights)
+    h = np.tanh((v @ w_e + b_e) @ kernel + bias)  # t = -1, from h = 0
+    for t in range(4):
+        h = np.tanh(embedding[caption_in[:, t]] @ kernel + h @ recurrent + bias)
+        np.testing.assert_allclose(logits[:, t], h @ w_hy + c, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(
+        decoding.greedy_search(model, x), decoding.beam_search(model, x, beam_width=1)[0]
+    )
+    model.save(tmp_path / "first.keras")
+    loaded = keras.models.load_model(tmp_path / "first.keras")
+    assert loaded.caption(x, beam_width=2) == model.caption(x, beam_width=2)

@@ -32,6 +32,7 @@ from zoo.registry import Paper, register_model
 
 DECODERS = ("injection", "attention")
 CELLS = ("vanilla", "lstm", "gru")
+INJECTIONS = ("every_step", "first_step")
 POOLINGS = ("flatten", "avg", "max")
 _BUILT_IN_ENCODER = "small_cnn"
 
@@ -151,44 +152,60 @@ def _make_cell(cell, units, name):
 
 @keras.saving.register_keras_serializable(package="zoo")
 class ImageInjectedCell(keras.layers.Layer):
-    """One step of the image-injected RNN: the cell sees [x_t, v] at every step.
+    """One step of the image-injected RNN.
 
-    States: the cell's own (h, or h and c for an LSTM), then the image vector v, carried
-    unchanged (so beam search need not reorder it).
+    With `every_step=True` (the seed) the cell sees [x_t, v] at every step and its states are
+    the cell's own (h, or h and c for an LSTM), then the image vector v, carried unchanged (so
+    beam search need not reorder it). With `every_step=False` it is the plain cell: the image
+    enters once, as the first input (Vinyals et al. 2015), see `InjectedRNNDecoder`.
 
     Args:
         cell: "vanilla" (h_t = tanh(W_xh x_t + W_hh h_{t-1} + W_ih v + b)), "lstm" or "gru".
         units: Hidden size.
         image_dim: Size of v.
+        every_step: Inject v at every step (True) or not at all in this cell (False).
     """
 
-    def __init__(self, cell="vanilla", units=256, image_dim=256, **kwargs):
+    def __init__(self, cell="vanilla", units=256, image_dim=256, every_step=True, **kwargs):
         super().__init__(**kwargs)
         _check_choice("cell", cell, CELLS)
         self.cell_type, self.units, self.image_dim = cell, units, image_dim
+        self.every_step = bool(every_step)
         self.inner = _make_cell(cell, units, name="inner")
         self.num_recurrent_states = 2 if cell == "lstm" else 1
-        self.state_size = [units] * self.num_recurrent_states + [image_dim]
+        self.state_size = [units] * self.num_recurrent_states + (
+            [image_dim] if self.every_step else []
+        )
         self.output_size = units
 
     def build(self, input_shape):
         if not self.inner.built:
-            self.inner.build((None, input_shape[-1] + self.image_dim))
+            extra = self.image_dim if self.every_step else 0
+            self.inner.build((None, input_shape[-1] + extra))
         self.built = True
 
     def call(self, inputs, states, training=False):
         states = list(states)
-        recurrent, image = states[:-1], states[-1]
-        output, new_states = self.inner(
-            ops.concatenate([inputs, image], axis=-1), recurrent, training=training
-        )
+        if self.every_step:
+            recurrent, image = states[:-1], states[-1]
+            inputs = ops.concatenate([inputs, image], axis=-1)
+        else:
+            recurrent, image = states, None
+        output, new_states = self.inner(inputs, recurrent, training=training)
         if not isinstance(new_states, (list, tuple)):
             new_states = [new_states]
-        return output, [*new_states, image]
+        return output, [*new_states, image] if self.every_step else list(new_states)
 
     def get_config(self):
         config = super().get_config()
-        config.update({"cell": self.cell_type, "units": self.units, "image_dim": self.image_dim})
+        config.update(
+            {
+                "cell": self.cell_type,
+                "units": self.units,
+                "image_dim": self.image_dim,
+                "every_step": self.every_step,
+            }
+        )
         return config
 
 
@@ -277,6 +294,10 @@ class SoftAttentionLSTMCell(keras.layers.Layer):
 class InjectedRNNDecoder(keras.layers.Layer):
     """The seed's decoder: embedding -> image-injected RNN -> y_t = W_hy h_t (logits).
 
+    `injection="every_step"` (the seed): h_t = tanh(W_xh x_t + W_hh h_{t-1} + W_ih v) (or the
+    LSTM/GRU fed [x_t, v]). `injection="first_step"` (Vinyals et al. 2015, "Show and Tell"):
+    the image embedding W_e v is the cell's input at t = -1 only, then the words follow.
+
     `call(image_vector, caption_in)` gives logits `[B, T, V]` (teacher forcing);
     `initial_state` and `step` give one token at a time for greedy and beam search.
 
@@ -287,6 +308,7 @@ class InjectedRNNDecoder(keras.layers.Layer):
         embedding_dim: Word embedding size.
         units: Hidden size.
         dropout: Dropout rate on the hidden state before the output layer.
+        injection: "every_step" or "first_step".
     """
 
     def __init__(
@@ -297,9 +319,12 @@ class InjectedRNNDecoder(keras.layers.Layer):
         embedding_dim=128,
         units=256,
         dropout=0.0,
+        injection="every_step",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        _check_choice("injection", injection, INJECTIONS)
+        self.injection = injection
         self.vocabulary_size, self.image_dim = vocabulary_size, image_dim
         self.cell_type, self.embedding_dim, self.units, self.dropout = (
             cell,
@@ -308,7 +333,11 @@ class InjectedRNNDecoder(keras.layers.Layer):
             dropout,
         )
         self.embedding = keras.layers.Embedding(vocabulary_size, embedding_dim, name="embedding")
-        self.cell = ImageInjectedCell(cell, units, image_dim, name="cell")
+        every_step = injection == "every_step"
+        self.cell = ImageInjectedCell(cell, units, image_dim, every_step, name="cell")
+        self.image_embedding = (
+            None if every_step else keras.layers.Dense(embedding_dim, name="image_embedding")
+        )
         self.rnn = keras.layers.RNN(self.cell, return_sequences=True, name="rnn")
         self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
         self.output_layer = keras.layers.Dense(vocabulary_size, name="logits", dtype="float32")
@@ -317,15 +346,21 @@ class InjectedRNNDecoder(keras.layers.Layer):
     def build(self, image_vector_shape=None, caption_in_shape=None):
         self.embedding.build((None, None))
         self.cell.build((None, self.embedding_dim))
+        if self.image_embedding is not None:
+            self.image_embedding.build((None, self.image_dim))
         self.rnn.built = True
         self.output_layer.build((None, None, self.units))
         self.built = True
 
     def initial_state(self, image_vector):
-        """Zero hidden state(s) and the image vector."""
+        """every_step: zero hidden state(s) and v; first_step: the state after reading W_e v."""
         batch = ops.shape(image_vector)[0]
-        zeros = ops.zeros((batch, self.units), dtype=image_vector.dtype)
-        return [zeros] * self.num_recurrent_states + [image_vector]
+        zeros = [ops.zeros((batch, self.units), dtype=image_vector.dtype)]
+        zeros = zeros * self.num_recurrent_states
+        if self.image_embedding is None:
+            return [*zeros, image_vector]
+        _, states = self.cell(self.image_embedding(image_vector), zeros)
+        return list(states)
 
     def call(self, image_vector, caption_in, training=False):
         embedded = self.embedding(caption_in)
@@ -350,6 +385,7 @@ class InjectedRNNDecoder(keras.layers.Layer):
                 "embedding_dim": self.embedding_dim,
                 "units": self.units,
                 "dropout": self.dropout,
+                "injection": self.injection,
             }
         )
         return config
@@ -506,6 +542,8 @@ class Captioner(keras.Model):
         input_shape: Image shape `(H, W, C)`.
         decoder: "injection" (the seed's image-injected RNN) or "attention" (Show, Attend and
             Tell).
+        injection: How the injection decoder sees the image: "every_step" (the seed, v at
+            every step) or "first_step" (Vinyals et al., W_e v as the input at t = -1).
         cell: Cell of the injection decoder: "vanilla", "lstm" or "gru" (the attention
             decoder is an LSTM).
         encoder: See `build_encoder`: None (built-in [CONV-POOL]*n), a zoo or
@@ -539,6 +577,7 @@ class Captioner(keras.Model):
         input_shape=(32, 32, 3),
         decoder="injection",
         cell="lstm",
+        injection="every_step",
         encoder=None,
         train_encoder=True,
         encoder_weights=None,
@@ -557,6 +596,7 @@ class Captioner(keras.Model):
     ):
         _check_choice("decoder", decoder, DECODERS)
         _check_choice("cell", cell, CELLS)
+        _check_choice("injection", injection, INJECTIONS)
         if pooling is not None:
             _check_choice("pooling", pooling, POOLINGS)
         input_shape = tuple(input_shape) if hasattr(input_shape, "__len__") else input_shape
@@ -623,6 +663,7 @@ class Captioner(keras.Model):
                 embedding_dim,
                 units,
                 dropout,
+                injection,
                 name="decoder",
             )
         else:
@@ -660,6 +701,7 @@ class Captioner(keras.Model):
             "vocabulary": vocabulary,
             "input_shape": input_shape,
             "decoder": decoder,
+            "injection": injection,
             "cell": cell,
             "encoder": None if built_in else keras.saving.serialize_keras_object(cnn),
             "train_encoder": bool(train_encoder),
@@ -759,14 +801,20 @@ _SMALL = {
     small_config={**_SMALL, "image_units": 32},
     default_dataset="shapes_captions",
 )
-def show_and_tell(vocabulary=None, input_shape=(32, 32, 3), cell="lstm", **kwargs):
+def show_and_tell(
+    vocabulary=None, input_shape=(32, 32, 3), cell="lstm", injection="every_step", **kwargs
+):
     """Image-injected RNN captioner (the seed's formulation; Vinyals et al. 2015).
 
-    h_t = tanh(W_xh x_t + W_hh h_{t-1} + W_ih v) for `cell="vanilla"`; LSTM or GRU cells see
-    [x_t, v] at every step. Keyword arguments go to `Captioner`.
+    `injection="every_step"` (default, the seed): h_t = tanh(W_xh x_t + W_hh h_{t-1} + W_ih v)
+    for `cell="vanilla"`; LSTM or GRU cells see [x_t, v] at every step.
+    `injection="first_step"`: Vinyals et al.'s LSTM that reads the image embedding once, at
+    t = -1. Keyword arguments go to `Captioner`.
     """
     kwargs.setdefault("name", "show_and_tell")
-    return Captioner(vocabulary, input_shape, decoder="injection", cell=cell, **kwargs)
+    return Captioner(
+        vocabulary, input_shape, decoder="injection", cell=cell, injection=injection, **kwargs
+    )
 
 
 @register_model(
