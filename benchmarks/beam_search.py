@@ -12,6 +12,7 @@
     python -m benchmarks beam_search [--quick]
 """
 
+import statistics
 import time
 
 import keras
@@ -29,7 +30,7 @@ def speed(quick=False, beam_width=5, batch_size=32, max_length=20):
     model = zoo.show_and_tell()
     images = np.random.default_rng(0).uniform(size=(batch_size, *model.image_shape))
     images = images.astype("float32")
-    repeat = 3 if quick else 10
+    repeat = 3 if quick else 7
 
     def ours():
         decoding.beam_search(model, images, beam_width=beam_width, max_length=max_length)
@@ -41,8 +42,13 @@ def speed(quick=False, beam_width=5, batch_size=32, max_length=20):
     eager_ids, _ = decoding.eager_beam_search(model, images, beam_width, max_length=max_length)
     if not np.array_equal(graph_ids, eager_ids):
         raise AssertionError("in-graph and eager beam search disagree")
-    ours_s = median_seconds(ours, repeat=repeat, warmup=2)
-    peer_s = median_seconds(peer, repeat=max(2, repeat // 3), warmup=1)
+    # Interleaved rounds, so that load from other processes hits both sides alike.
+    ours(), peer()
+    ours_times, peer_times = [], []
+    for _ in range(repeat):
+        ours_times.append(median_seconds(ours, repeat=3, warmup=0))
+        peer_times.append(median_seconds(peer, repeat=1, warmup=0))
+    ours_s, peer_s = statistics.median(ours_times), statistics.median(peer_times)
     return ours_s, peer_s
 
 
