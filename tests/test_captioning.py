@@ -219,6 +219,14 @@ def test_keras_round_trip_gives_identical_captions(name, tmp_path, rng):
     assert decoding.caption_files(path, [image_file], beam_width=2) == model.caption(
         from_file, beam_width=2
     )
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    model.save(run_dir / "model.keras")
+    assert zoo.captioning.caption_images([image_file], model=str(run_dir), beam_size=1) == (
+        model.greedy(from_file)
+    )
+    with pytest.raises(ValueError, match="model"):
+        zoo.captioning.caption_images([image_file], model=None)
 
 
 def _train_steps(model, data, steps, learning_rate=1e-2):
