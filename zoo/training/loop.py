@@ -22,6 +22,7 @@ import inspect
 import json
 import math
 import os
+import shutil
 import time
 
 import keras
@@ -664,20 +665,12 @@ def _run(config, strategy, info, entry, plan, optimizer_factory, run_dir, own_di
     if config.mixed_precision:
         say("mixed precision: mixed_bfloat16")
 
-    run_checkpoint = cb.RunCheckpoint(os.path.join(own_dir, "checkpoints"), model, optimizer)
+    checkpoint_dir = os.path.join(own_dir, "checkpoints")
     config_path = os.path.join(run_dir, "config.json")
-    if config.restart:
-        for path in run_checkpoint.manager.checkpoints:
-            for suffix in (".index", ".data-00000-of-00001"):
-                if os.path.exists(path + suffix):
-                    os.remove(path + suffix)
-        run_checkpoint = cb.RunCheckpoint(os.path.join(own_dir, "checkpoints"), model, optimizer)
-        if os.path.exists(os.path.join(own_dir, "checkpoints", "checkpoint")):
-            os.remove(os.path.join(own_dir, "checkpoints", "checkpoint"))
-            run_checkpoint = cb.RunCheckpoint(
-                os.path.join(own_dir, "checkpoints"), model, optimizer
-            )
-    elif run_checkpoint.manager.latest_checkpoint and os.path.exists(config_path):
+    if config.restart and os.path.isdir(checkpoint_dir):
+        shutil.rmtree(checkpoint_dir)
+    run_checkpoint = cb.RunCheckpoint(checkpoint_dir, model, optimizer)
+    if run_checkpoint.manager.latest_checkpoint and os.path.exists(config_path):
         with open(config_path, encoding="utf-8") as f:
             saved = json.load(f)
         mismatched = {
@@ -696,7 +689,9 @@ def _run(config, strategy, info, entry, plan, optimizer_factory, run_dir, own_di
     history_path = os.path.join(run_dir, cb.HISTORY_FILE)
     history = cb.read_history_csv(history_path, first_epoch) if first_epoch else []
     if first_epoch:
-        say(f"resuming from the checkpoint after epoch {first_epoch} in {own_dir}/checkpoints")
+        say(f"resuming from the checkpoint after epoch {first_epoch} in {own_dir}/checkpoints"
+            + (" (all epochs are done; pass --restart to train again)"
+               if first_epoch >= config.epochs else ""))
     early = cb.EarlyStopping(run_checkpoint, patience=config.early_stopping)
     tensorboard = cb.TensorBoardWriter(os.path.join(run_dir, "logs")) if chief else None
 
