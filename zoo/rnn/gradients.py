@@ -137,6 +137,13 @@ def plot_gradient_norms(norms_by_model, path=None, title=None, dashed=()):
             label=label,
             linestyle="--" if label in dashed else "-",
         )
+    if any(np.any(np.asarray(n) == 0) for n in norms_by_model.values()):
+        axis.annotate(
+            "exactly 0 (float32 underflow), drawn at 1e-45",
+            xy=(0.01, 0.02),
+            xycoords="axes fraction",
+            fontsize=8,
+        )
     axis.set_xlabel("step t (the loss is on the last step)")
     axis.set_ylabel("mean ||dLoss / dh_t||")
     axis.set_title(title or "Vanishing gradients through time")
