@@ -47,7 +47,7 @@ def _settings(quick):
             max_seconds=20,
             eval_every=50,
             num_test=256,
-            gradient_length=20,
+            gradient_length=10,
         )
     return dict(
         sequence_length=100,
