@@ -177,6 +177,7 @@ def test_list_and_info(capsys):
          "Use one of the image-classification datasets (cifar10, cifar100, digits"),
         (["train", "--crop-border", "4"], "crop_border` is too large"),
         (["evaluate", "/nonexistent/run"], "No saved model"),
+        (["caption", "/nonexistent/image.png"], "Argument `model` is required"),
     ],
 )
 def test_bad_input_gets_a_clear_message_and_a_non_zero_exit(argv, message, tmp_path, capsys):
