@@ -26,9 +26,16 @@ import pytest  # noqa: E402
 
 @pytest.fixture
 def two_replica_strategy():
-    """MirroredStrategy over the two logical CPUs."""
+    """MirroredStrategy over the two logical CPUs.
+
+    ReductionToOneDevice: the default collective all-reduce keys its instances per process, and
+    a second strategy in the same process then fails with "Shape mismatch in the collective
+    instance". zoo.training.get_strategy makes the same choice for CPU replicas.
+    """
     devices = [d.name for d in tf.config.list_logical_devices("CPU")][:NUM_LOGICAL_CPUS]
-    return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.MirroredStrategy(
+        devices, cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
 
 
 @pytest.fixture(autouse=True)
