@@ -164,7 +164,11 @@ def markdown_table():
     ]
     for name in list_models():
         info = _REGISTRY[name]
-        shape = "x".join(str(d) for d in info.default_input_shape) if info.default_input_shape else "-"
+        shape = (
+            "x".join("T" if d is None else str(d) for d in info.default_input_shape)
+            if info.default_input_shape
+            else "-"
+        )
         params = f"{info.params:,}" if info.params is not None else "-"
         paper = f"[{info.paper.authors} {info.paper.year}]({info.paper.url})"
         rows.append(f"| `{name}` | {info.task} | {paper} | {shape} | {params} | {info.summary} |")
