@@ -151,7 +151,7 @@ def model_info(name):
     return _lookup(name)
 
 
-def create_model(name, **kwargs):
+def create_model(name, /, **kwargs):
     """Build a registered model: `create_model("vgg16", classes=10, input_shape=(32, 32, 3))`."""
     return _lookup(name).builder(**kwargs)
 
