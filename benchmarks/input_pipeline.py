@@ -1,7 +1,8 @@
 """Input pipeline: training throughput fed by zoo's tf.data pipeline vs the same batches in memory.
 
-Ours: `zoo.training.loop.training_batches` (cached, shuffled per epoch, batched, prefetched)
-through `strategy.experimental_distribute_dataset`, as `zoo train` runs it. Peer: the very same
+Ours: `zoo.training.loop.training_stream` (cached, shuffled per epoch, batched, prefetched;
+one distributed iterator for all epochs, batches taken inside the compiled step), as `zoo train`
+runs it. Peer: the very same
 batches, materialised beforehand as tensors in memory, fed to the same compiled train step.
 Both train LeNet-5 on the bundled digits (resized to 28x28) on one device; the ratio is
 pipeline throughput / in-memory throughput (target >= 0.95: the pipeline is not the bottleneck).
@@ -32,36 +33,37 @@ def _setup(batch_size):
 
 def _epoch_seconds(trainer, batches):
     start = time.perf_counter()
-    steps = 0
     for batch in batches:
         trainer.step(batch, 1e-3)
-        steps += 1
-    return time.perf_counter() - start, steps
+    return time.perf_counter() - start, len(batches)
 
 
 def run(quick=False):
     import tensorflow as tf
 
-    from zoo.training.loop import training_batches
+    from zoo.training.loop import training_batches, training_stream
 
     batch_size = 32
     strategy, trainer, train, num_train = _setup(batch_size)
     epochs = 3 if quick else 8
+    warmup = 2
+    steps = num_train // batch_size
+    stream = iter(strategy.experimental_distribute_dataset(
+        training_stream(train, batch_size, 0, 0, warmup + epochs, num_train)))
     pipeline_times, memory_times = [], []
-    # Warm-up: trace the step and fill the cache.
-    for epoch in range(2):
-        _epoch_seconds(trainer, strategy.experimental_distribute_dataset(
-            training_batches(train, batch_size, 0, epoch, num_train)))
-    for epoch in range(epochs):
-        dataset = training_batches(train, batch_size, 0, epoch, num_train)
-        in_memory = [tuple(tf.identity(t) for t in batch) for batch in dataset]
+    for epoch in range(warmup + epochs):
+        in_memory = [tuple(tf.identity(t) for t in batch)
+                     for batch in training_batches(train, batch_size, 0, epoch, num_train)]
+        assert len(in_memory) == steps
         # Alternate the two, so that contention from other processes hits both alike.
-        seconds, steps = _epoch_seconds(trainer, in_memory)
-        memory_times.append(seconds)
-        seconds, steps_pipeline = _epoch_seconds(
-            trainer, strategy.experimental_distribute_dataset(dataset))
-        pipeline_times.append(seconds)
-        assert steps == steps_pipeline
+        memory_seconds, _ = _epoch_seconds(trainer, in_memory)
+        start = time.perf_counter()
+        for _ in range(steps):
+            trainer.step_from_iterator(stream, 1e-3)
+        pipeline_seconds = time.perf_counter() - start
+        if epoch >= warmup:  # the first epochs trace the steps and fill the cache
+            memory_times.append(memory_seconds)
+            pipeline_times.append(pipeline_seconds)
     examples = steps * batch_size
     best_pipeline, best_memory = min(pipeline_times), min(memory_times)
     return [

@@ -171,3 +171,13 @@ def test_per_time_step_classifier_counts_every_position(rng):
     np.testing.assert_allclose(
         float(stats["accuracy"]), (logits.argmax(-1) == targets).sum(), rtol=0
     )
+
+
+def test_training_stream_is_the_epochs_back_to_back():
+    from zoo.training.loop import training_stream
+
+    data = tf.data.Dataset.range(20)
+    stream = np.concatenate(list(training_stream(data, 5, 3, 1, 4, 20).as_numpy_iterator()))
+    epochs = [np.concatenate(list(training_batches(data, 5, 3, e, 20).as_numpy_iterator()))
+              for e in (1, 2, 3)]
+    np.testing.assert_array_equal(stream, np.concatenate(epochs))
