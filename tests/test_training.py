@@ -67,15 +67,45 @@ def test_two_replicas_match_one_device_for_classification(two_replicas, rng):
     assert not np.allclose(_small_cnn().get_weights()[0], single[0])
 
 
+def _regularized_cnn():
+    # A weight penalty (same on every replica) and an activity penalty (a mean over each
+    # replica's own examples, like the captioner's attention penalty): both come from add_loss
+    # and are only known after the forward pass.
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(
+                4, 3, activation="relu", kernel_regularizer=keras.regularizers.L2(0.1)
+            ),
+            keras.layers.ActivityRegularization(l2=0.05),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+            StableSoftmax(),
+        ]
+    )
+
+
+def test_add_loss_penalties_are_averaged_over_replicas(two_replicas, rng):
+    global_batch = 8
+    x = rng.normal(size=(global_batch * STEPS, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 10, size=global_batch * STEPS).astype("int32")
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(global_batch)
+    single, _ = _train_steps(_one_device(), _regularized_cnn, data, "image-classification")
+    double, _ = _train_steps(two_replicas, _regularized_cnn, data, "image-classification")
+    for a, b in zip(single, double):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    # The penalties changed the result: compare with the same steps without them.
+    unregularized, _ = _train_steps(_one_device(), _small_cnn, data, "image-classification")
+    assert not np.allclose(unregularized[0], single[0], atol=1e-4)
+
+
 def _token_model():
     return keras.Sequential(
         [keras.Input((6,), dtype="int32"), keras.layers.Embedding(12, 8), keras.layers.Dense(12)]
     )
 
 
-def test_token_loss_is_normalised_by_global_tokens_and_clipped_after_reduction(
-    two_replicas, rng
-):
+def test_token_loss_is_normalised_by_global_tokens_and_clipped_after_reduction(two_replicas, rng):
     # Replica 0 gets batches full of real tokens, replica 1 almost only padding: averaging per
     # replica and then across replicas would weight replica 1's few tokens far too much.
     global_batch = 4
@@ -89,9 +119,7 @@ def test_token_loss_is_normalised_by_global_tokens_and_clipped_after_reduction(
     single, single_stats = _train_steps(
         _one_device(), _token_model, data, "language-modeling", clip_norm=0.05
     )
-    double, _ = _train_steps(
-        two_replicas, _token_model, data, "language-modeling", clip_norm=0.05
-    )
+    double, _ = _train_steps(two_replicas, _token_model, data, "language-modeling", clip_norm=0.05)
     for a, b in zip(single, double):
         np.testing.assert_allclose(a, b, atol=1e-5)
     assert single_stats[0]["count"] == mask[:global_batch].sum() == 14
@@ -99,10 +127,16 @@ def test_token_loss_is_normalised_by_global_tokens_and_clipped_after_reduction(
     # Reference for the first step's loss: float64 NumPy cross-entropy over the real tokens.
     keras.utils.set_random_seed(0)
     logits = _token_model()(x[:global_batch]).numpy().astype("float64")
-    log_probs = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(-1, keepdims=True)
+    log_probs = (
+        logits
+        - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True))
+        - logits.max(-1, keepdims=True)
+    )
     picked = np.take_along_axis(log_probs, y[:global_batch, :, None], axis=-1)[..., 0]
     expected = -(picked * mask[:global_batch]).sum() / mask[:global_batch].sum()
-    np.testing.assert_allclose(single_stats[0]["loss"] / single_stats[0]["count"], expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        single_stats[0]["loss"] / single_stats[0]["count"], expected, rtol=1e-5
+    )
 
 
 def test_stable_softmax_head_loss_is_computed_from_logits():
@@ -119,8 +153,9 @@ def test_stable_softmax_head_loss_is_computed_from_logits():
 
     @tf.function
     def traced(x):
-        return batch_statistics("image-classification", targets, StableSoftmax()(x), None,
-                                "probabilities")["loss"]
+        return batch_statistics(
+            "image-classification", targets, StableSoftmax()(x), None, "probabilities"
+        )["loss"]
 
     np.testing.assert_allclose(float(traced(logits)), reference.sum(), rtol=1e-5)
     from_logits = batch_statistics("image-classification", targets, logits, None, "logits")
@@ -178,6 +213,8 @@ def test_training_stream_is_the_epochs_back_to_back():
 
     data = tf.data.Dataset.range(20)
     stream = np.concatenate(list(training_stream(data, 5, 3, 1, 4, 20).as_numpy_iterator()))
-    epochs = [np.concatenate(list(training_batches(data, 5, 3, e, 20).as_numpy_iterator()))
-              for e in (1, 2, 3)]
+    epochs = [
+        np.concatenate(list(training_batches(data, 5, 3, e, 20).as_numpy_iterator()))
+        for e in (1, 2, 3)
+    ]
     np.testing.assert_array_equal(stream, np.concatenate(epochs))

@@ -248,6 +248,10 @@ def _metrics_from_sums(task, sums):
     return metrics
 
 
+def _dense(gradient):
+    return tf.convert_to_tensor(gradient) if isinstance(gradient, tf.IndexedSlices) else gradient
+
+
 def _unpack(batch):
     if len(batch) == 3:
         return batch
@@ -287,7 +291,9 @@ class DistributedTrainer:
 
         def forward_backward(inputs, targets, sample_weight):
             variables = model.trainable_variables
-            with tf.GradientTape(persistent=bool(model.losses)) as tape:
+            # Persistent: whether there are losses from add_loss (e.g. attention penalties) is
+            # only known after the forward pass below.
+            with tf.GradientTape(persistent=True) as tape:
                 outputs = model(inputs, training=True)
                 stats = batch_statistics(task, targets, outputs, sample_weight, self.head)
                 regularization = tf.add_n([tf.cast(x, tf.float32) for x in model.losses]) if (
@@ -313,20 +319,31 @@ class DistributedTrainer:
             )
             context = tf.distribute.get_replica_context()
             variables = model.trainable_variables
-            present = [i for i, g in enumerate(grads) if g is not None]
+            if regularization_grads is None:
+                regularization_grads = [None] * len(grads)
             # Embedding gradients arrive as IndexedSlices whose size differs between replicas;
             # the all-reduce needs dense tensors of one shape.
-            grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
-                     for g in grads]
+            grads = [_dense(g) for g in grads]
+            regularization_grads = [_dense(g) for g in regularization_grads]
+            present = [i for i, g in enumerate(grads) if g is not None]
+            regularized = [i for i, g in enumerate(regularization_grads) if g is not None]
             reduced = context.all_reduce(
-                tf.distribute.ReduceOp.SUM, [grads[i] for i in present] + [stats["count"]]
+                tf.distribute.ReduceOp.SUM,
+                [grads[i] for i in present]
+                + [regularization_grads[i] for i in regularized]
+                + [stats["count"]],
             )
             global_count = tf.maximum(reduced[-1], 1.0)
             final = [None] * len(grads)
             for slot, i in enumerate(present):
                 final[i] = reduced[slot] / tf.cast(global_count, reduced[slot].dtype)
-                if regularization_grads is not None and regularization_grads[i] is not None:
-                    final[i] += regularization_grads[i]
+            # add_loss terms are per-replica means (a weight penalty is the same on every replica,
+            # a data-dependent penalty is a mean over the local batch): their global value is the
+            # mean over replicas.
+            replicas = float(context.num_replicas_in_sync)
+            for slot, i in enumerate(regularized, start=len(present)):
+                term = reduced[slot] / replicas
+                final[i] = term if final[i] is None else final[i] + term
             kept = [(g, v) for g, v in zip(final, variables) if g is not None]
             grads_only = [g for g, _ in kept]
             if self.clip_norm:
