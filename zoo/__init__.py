@@ -6,6 +6,12 @@
 Importing the package registers every model (each family module registers on import).
 """
 
+import os
+
+# Keep TensorFlow's C++ start-up chatter (CUDA probing, CPU feature notes) out of `zoo` output;
+# a value the user set wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 from zoo import captioning, cnn, rnn
 from zoo.captioning import *  # noqa: F403
 from zoo.cnn import *  # noqa: F403

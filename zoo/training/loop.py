@@ -23,6 +23,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 
 import keras
@@ -776,8 +777,14 @@ def _run(config, strategy, info, entry, plan, optimizer_factory, run_dir, own_di
         say(f"epoch {epoch + 1}/{config.epochs}" + (
             f" (batch {per_replica} x {replicas} = {batch})" if config.batch_size_ramp is not None
             else ""))
-        progbar = keras.utils.Progbar(steps, verbose=1 if (config.verbose > 1 and chief) else 0,
-                                      stateful_metrics=["loss", "lr"])
+        # A live bar on a terminal or in a notebook; in a log file (CI, a batch job) it would
+        # repeat itself once per update, and the per-epoch summary line says the same.
+        live = sys.stdout.isatty() or "ipykernel" in sys.modules
+        progbar = keras.utils.Progbar(
+            steps,
+            verbose=1 if (config.verbose > 1 and chief and live) else 0,
+            stateful_metrics=["loss", "lr"],
+        )
         totals = {}
         if steps:
             iterator = dataset if stream is not None else iter(dataset)
