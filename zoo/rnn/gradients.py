@@ -121,10 +121,8 @@ def plot_gradient_norms(norms_by_model, path=None, title=None, dashed=()):
     Returns:
         The matplotlib `Figure`.
     """
-    import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg", force=False)
+    # pyplot picks a non-interactive backend by itself where there is no display; never
+    # switch it here, or a notebook calling this would lose its inline plots.
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 4))

@@ -143,10 +143,9 @@ def read_history_csv(path, completed_epochs=None):
 
 def plot_history(path, history):
     """Save a PNG of the loss and the first other metric (train and test) per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure renders to PNG without pyplot: no global backend switch, so a notebook
+    # that calls train() keeps its inline plots.
+    from matplotlib.figure import Figure
 
     epochs = [row["epoch"] for row in history]
     metrics = ["loss"] + [
@@ -154,7 +153,8 @@ def plot_history(path, history):
         for k in history[0]
         if not k.startswith(("val_", "epoch", "lr", "global_batch", "seconds", "loss"))
     ][:1]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
+    fig = Figure(figsize=(5 * len(metrics), 3.5))
+    axes = fig.subplots(1, len(metrics), squeeze=False)
     for ax, name in zip(axes[0], metrics):
         ax.plot(epochs, [row.get(name, np.nan) for row in history], "o-", label="train")
         if f"val_{name}" in history[0]:
@@ -165,7 +165,6 @@ def plot_history(path, history):
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _scalar(name, value, step):
