@@ -70,7 +70,7 @@ def test_unknown_name_suggests_the_closest(typo, suggestion):
         with pytest.raises(ValueError, match=f"Did you mean .*'{suggestion}'") as error:
             lookup(typo)
         assert repr(typo) in str(error.value)
-    with pytest.raises(ValueError, match="Unknown model name 'xyzzy'.*Available models"):
+    with pytest.raises(ValueError, match="Unknown model 'xyzzy'.*Available models"):
         zoo.create_model("xyzzy")
 
 

@@ -119,14 +119,19 @@ def register_model(
     return decorator
 
 
+def unknown_name_error(kind, name, known):
+    """A ValueError for an unknown model or dataset name that suggests the closest ones."""
+    close = difflib.get_close_matches(str(name), list(known), n=3, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return ValueError(
+        f"Unknown {kind} {name!r}.{hint} Available {kind}s: {', '.join(sorted(known))}."
+    )
+
+
 def _lookup(name):
     if name in _REGISTRY:
         return _REGISTRY[name]
-    close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.5)
-    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    raise ValueError(
-        f"Unknown model name {name!r}.{hint} Available models: {', '.join(sorted(_REGISTRY))}."
-    )
+    raise unknown_name_error("model", name, _REGISTRY)
 
 
 def list_models(pattern=None, task=None):

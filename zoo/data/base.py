@@ -7,9 +7,10 @@ shards and prefetches them; loaders only produce examples.
 """
 
 import dataclasses
-import difflib
 from collections.abc import Callable
 from typing import Any
+
+from zoo.registry import unknown_name_error
 
 
 @dataclasses.dataclass
@@ -72,11 +73,7 @@ def dataset_entry(name):
     """The `DatasetEntry` for a name; unknown names suggest the closest ones."""
     if name in _DATASETS:
         return _DATASETS[name]
-    close = difflib.get_close_matches(str(name), list(_DATASETS), n=3, cutoff=0.5)
-    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    raise ValueError(
-        f"Unknown dataset {name!r}.{hint} Available datasets: {', '.join(list_datasets())}."
-    )
+    raise unknown_name_error("dataset", name, _DATASETS)
 
 
 def load_dataset(name, **kwargs):
