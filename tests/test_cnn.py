@@ -5,7 +5,6 @@ figures (torchvision's and Keras' counts), closed-form parameter counts from the
 layer tables, and stride arithmetic.
 """
 
-import os
 
 import keras
 import numpy as np
@@ -147,22 +146,16 @@ def test_lenet5_is_the_same_network_at_28_and_32():
 # --- transplant equivalence against keras.applications at small inputs ----------------------
 
 
-SLOW = pytest.mark.skipif(
-    os.environ.get("ZOO_SLOW_TESTS") != "1",
-    reason="large models (about a minute on 2 cores); set ZOO_SLOW_TESTS=1 to run",
-)
-
-
 @pytest.mark.parametrize(
     "name, kwargs",
     [
         ("vgg16", {"include_top": False}),
         ("vgg16", {"classes": 10}),
         ("resnet50", {"include_top": False, "pooling": "avg"}),
-        pytest.param("resnet50", {"classes": 10}, marks=[pytest.mark.slow, SLOW]),
-        pytest.param("vgg19", {"classes": 10}, marks=[pytest.mark.slow, SLOW]),
-        pytest.param("resnet101", {}, marks=[pytest.mark.slow, SLOW]),
-        pytest.param("resnet152", {}, marks=[pytest.mark.slow, SLOW]),
+        pytest.param("resnet50", {"classes": 10}, marks=pytest.mark.slow),
+        pytest.param("vgg19", {"classes": 10}, marks=pytest.mark.slow),
+        pytest.param("resnet101", {}, marks=pytest.mark.slow),
+        pytest.param("resnet152", {}, marks=pytest.mark.slow),
     ],
 )
 def test_transplant_matches_keras_applications(name, kwargs):
