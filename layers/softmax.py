@@ -1,7 +1,7 @@
 """A numerically stable softmax built on logsumexp.
 
-softmax(x)_i = exp(x_i - logsumexp(x)), with logsumexp(x) = m + log(sum(exp(x - m))) and m
-the maximum of *each row* along `axis`.
+softmax(x)_i = exp(x_i - logsumexp(x)), with logsumexp(x) = m + log(s), s = sum(exp(x - m)),
+and m the maximum of *each row* along `axis`.
 
 Why per row: subtracting one maximum for the whole batch (a common hand-written bug) leaves
 rows whose logits are far below the batch maximum with exp(x - m) == 0 everywhere; their sum
@@ -12,6 +12,12 @@ Why we shift before subtracting logsumexp: for |x| around 1e4, x and logsumexp(x
 about 1e4 and their difference loses four decimal digits to cancellation in float32. Computing
 (x - m) first is exact for the entries that matter (Sterbenz), and the log-sum term is a
 number of order log(n).
+
+Two evaluations of the same formula: `log_softmax` returns (x - m) - logsumexp(x - m) through
+`keras.ops.logsumexp` (tf.reduce_logsumexp on TensorFlow). `stable_softmax` returns
+exp(x - m - log(s)) in the algebraically equal form exp(x - m) / s: it needs no second
+maximum, logarithm and exponential over the whole tensor, which keeps it as fast as
+`tf.nn.softmax` (benchmarks/softmax.py), and is as accurate.
 """
 
 import keras
@@ -49,20 +55,23 @@ def _broadcast_mask(mask, x):
     return mask
 
 
-def _log_softmax_float32(x, axis, mask):
-    """Log-probabilities and a 'row has no valid entry' flag, computed in >= float32."""
+def _shift_by_row_max(x, axis, mask):
+    """x - m with m the row maximum (masked entries -inf; all -inf rows shifted by 0)."""
     if mask is not None:
         x = ops.where(_broadcast_mask(mask, x), x, float("-inf"))
     row_max = ops.max(x, axis=axis, keepdims=True)
     # A row that is all -inf (fully masked) has no finite maximum; shift by 0 instead so the
     # arithmetic below stays free of inf - inf.
     row_max = ops.where(ops.isfinite(row_max), row_max, ops.zeros_like(row_max))
-    shifted = x - ops.stop_gradient(row_max)
+    return x - ops.stop_gradient(row_max)
+
+
+def _log_softmax_float32(x, axis, mask):
+    shifted = _shift_by_row_max(x, axis, mask)
     log_sum = ops.logsumexp(shifted, axis=axis, keepdims=True)
-    empty_row = ops.logical_not(ops.isfinite(log_sum))
     # For empty rows log_sum is -inf; replacing it by 0 makes every log-probability -inf
     # (probability exactly 0) instead of NaN, and keeps gradients finite.
-    log_sum = ops.where(empty_row, ops.zeros_like(log_sum), log_sum)
+    log_sum = ops.where(ops.isfinite(log_sum), log_sum, ops.zeros_like(log_sum))
     return shifted - log_sum
 
 
@@ -111,7 +120,7 @@ def log_softmax(x, axis=-1, mask=None):
 
 
 def stable_softmax(x, axis=-1, mask=None):
-    """Softmax along `axis` computed as exp(x - logsumexp(x)) with a per-row maximum.
+    """Softmax along `axis`: exp(x - logsumexp(x)), evaluated as exp(x - m) / sum(exp(x - m)).
 
     Args:
         x: Floating-point tensor of logits.
@@ -130,14 +139,18 @@ def stable_softmax(x, axis=-1, mask=None):
 
     @ops.custom_gradient
     def softmax(logits):
-        probs = ops.exp(_log_softmax_float32(logits, axis, mask))
+        exps = ops.exp(_shift_by_row_max(logits, axis, mask))
+        sums = ops.sum(exps, axis=axis, keepdims=True)
+        # s >= 1 for every row with a finite entry; only empty rows have s = 0 (and exps = 0).
+        probs = exps * (1.0 / ops.where(sums > 0, sums, ops.ones_like(sums)))
 
         def gradient(*args, upstream=None):
             upstream = args[0] if upstream is None else upstream
-            # The softmax Jacobian in closed form, J^T g = p * (g - <g, p>): three passes over
-            # the data instead of differentiating through max, logsumexp and exp. Masked
-            # entries have p = 0 and so get no gradient.
-            return probs * (upstream - ops.sum(upstream * probs, axis=axis, keepdims=True))
+            # The softmax Jacobian in closed form, J^T g = p * g - p * <g, p>: a few passes over
+            # the data instead of differentiating through max, sum and exp. Masked entries
+            # have p = 0 and so get no gradient.
+            weighted = upstream * probs
+            return weighted - probs * ops.sum(weighted, axis=axis, keepdims=True)
 
         return probs, gradient
 
