@@ -19,7 +19,7 @@ import keras
 import layers as zoo_layers
 
 POOLINGS = (None, "avg", "max")
-DROPOUT_SCALINGS = ("inverted", "none", "inference")
+DROPOUT_SCALINGS = zoo_layers.dropout.SCALINGS  # one list: the layer's own
 
 
 def _is_int(value):
