@@ -60,6 +60,26 @@ def compare_seconds(ours, peer, repeat=20, rounds=3):
     return best_ours, best_peer
 
 
+def rotating_medians(functions, rounds, warmup=2):
+    """Median seconds per call of each of `functions` ({name: callable}), called in turn.
+
+    Every round calls each function once, starting one further along than the round before.
+    Load from elsewhere on the machine, and whatever one call leaves behind for the next
+    (caches, background threads), so falls on all of them alike. Time the same function under
+    two names to see the noise floor of the comparison.
+    """
+    names = list(functions)
+    times = {name: [] for name in names}
+    for index in range(warmup + rounds):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            functions[name]()
+            if index >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(record) for name, record in times.items()}
+
+
 def format_table(results):
     header = ("benchmark", "case", "ours", "peer", "unit", "ratio (x better)", "target", "")
     rows = [header]

@@ -23,15 +23,26 @@ def two_replicas():
     return get_strategy(devices=2)
 
 
-def _train_steps(strategy, build, data, task, clip_norm=None, lr=0.05):
-    """Build under `strategy`, run STEPS steps over `data` (global batches), return weights."""
+def _train_steps(strategy, build, data, task, clip_norm=None, lr=0.05, feed="step"):
+    """Build under `strategy`, run STEPS steps over `data` (global batches), return weights.
+
+    `feed` picks how batches reach the step: "step" (a distributed batch per call),
+    "from_iterator" (the iterator as an argument) or "bound" (the iterator built into the graph).
+    """
     keras.utils.set_random_seed(0)
     with strategy.scope():
         model = build()
         optimizer = keras.optimizers.SGD(lr, momentum=0.9)
     trainer = DistributedTrainer(model, optimizer, strategy, task, clip_norm=clip_norm)
     batches = strategy.experimental_distribute_dataset(data)
-    losses = [trainer.step(batch, lr) for batch in batches]
+    if feed == "step":
+        losses = [trainer.step(batch, lr) for batch in batches]
+    elif feed == "from_iterator":
+        iterator = iter(batches)
+        losses = [trainer.step_from_iterator(iterator, lr) for _ in range(STEPS)]
+    else:
+        step = trainer.bind(iter(batches))
+        losses = [step(lr) for _ in range(STEPS)]
     assert len(losses) == STEPS
     return [np.asarray(w) for w in model.get_weights()], losses
 
@@ -65,6 +76,21 @@ def test_two_replicas_match_one_device_for_classification(two_replicas, rng):
     # And the weights moved: the comparison is not between two untouched initialisations.
     keras.utils.set_random_seed(0)
     assert not np.allclose(_small_cnn().get_weights()[0], single[0])
+
+
+@pytest.mark.parametrize("feed", ["from_iterator", "bound"])
+def test_iterator_feeds_match_batch_by_batch_steps(two_replicas, rng, feed):
+    global_batch = 8
+    x = rng.normal(size=(global_batch * STEPS, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 10, size=global_batch * STEPS).astype("int32")
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(global_batch)
+    expected, expected_stats = _train_steps(two_replicas, _small_cnn, data, "image-classification")
+    weights, stats = _train_steps(
+        two_replicas, _small_cnn, data, "image-classification", feed=feed
+    )
+    for a, b in zip(expected, weights):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert [s["loss"] for s in stats] == pytest.approx([s["loss"] for s in expected_stats])
 
 
 def _regularized_cnn():
