@@ -15,7 +15,7 @@ Differences that are part of the comparison: the zoo models end in a float32
 keras.applications.VGG16 leaves out.
 
     python -m benchmarks cnn_throughput           # 224x224, batch 32 (meant for a GPU)
-    python -m benchmarks cnn_throughput --quick   # 32x32, batch 8: about 8 minutes on 2 CPU cores
+    python -m benchmarks cnn_throughput --quick   # 32x32, batch 8: about 12 minutes on 2 CPU cores
 """
 
 import keras
@@ -41,7 +41,7 @@ def _compiled(builder, shape, classes, jit_compile):
 
 
 def run(quick=False):
-    size, batch, rounds = (32, 8, 30) if quick else (224, 32, 30)
+    size, batch, rounds = (32, 8, 50) if quick else (224, 32, 30)
     shape, classes = (size, size, 3), 10 if quick else 1000
     rng = np.random.default_rng(0)
     images = rng.standard_normal((batch, *shape)).astype("float32")
