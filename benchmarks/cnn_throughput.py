@@ -15,7 +15,7 @@ Differences that are part of the comparison: the zoo models end in a float32
 keras.applications.VGG16 leaves out.
 
     python -m benchmarks cnn_throughput           # 224x224, batch 32 (meant for a GPU)
-    python -m benchmarks cnn_throughput --quick   # 32x32, batch 8: about 12 minutes on 2 CPU cores
+    python -m benchmarks cnn_throughput --quick   # 32x32, batch 8: about 9 minutes on 2 CPU cores
 """
 
 import keras
