@@ -79,3 +79,12 @@ def dataset_entry(name):
 def load_dataset(name, **kwargs):
     """Load a registered dataset: `load_dataset("digits", seed=0)` -> `DatasetSplits`."""
     return dataset_entry(name).loader(**kwargs)
+
+
+def tfds_num_examples(info, split, dataset):
+    """Examples in a tfds split: from tfds' metadata, else the dataset's cardinality, else None."""
+    try:
+        return info.splits[split].num_examples
+    except KeyError:  # e.g. under tfds.testing.mock_data, which records no split sizes
+        count = int(dataset.cardinality())
+        return count if count >= 0 else None

@@ -19,7 +19,7 @@ a resume): CIFAR-10/100 pad 4 pixels, take a random 32x32 crop and flip horizont
 import numpy as np
 import tensorflow as tf
 
-from zoo.data.base import DatasetSplits, register_dataset
+from zoo.data.base import DatasetSplits, register_dataset, tfds_num_examples
 
 # name -> (native shape, classes, per-channel mean, per-channel std) in [0, 1] pixel units.
 # MNIST / Fashion-MNIST / CIFAR statistics are the commonly used training-set values.
@@ -189,8 +189,8 @@ def _tfds_loader(name, augment=None):
             test=test,
             task="image-classification",
             model_kwargs={"input_shape": shape, "classes": classes},
-            num_train=_num_examples(info, "train", train),
-            num_test=_num_examples(info, "test", test),
+            num_train=tfds_num_examples(info, "train", train),
+            num_test=tfds_num_examples(info, "test", test),
             extras=extras,
         )
 
@@ -200,14 +200,6 @@ def _tfds_loader(name, augment=None):
         "Needs the data prepared by tfds (a one-time download) unless `download=True`."
     )
     return load
-
-
-def _num_examples(info, split, dataset):
-    try:
-        return info.splits[split].num_examples
-    except KeyError:  # e.g. under tfds.testing.mock_data, which generates no split info
-        count = int(dataset.cardinality())
-        return count if count >= 0 else None
 
 
 _SUMMARIES = {

@@ -21,7 +21,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from zoo.data.base import DatasetSplits, register_dataset
+from zoo.data.base import DatasetSplits, register_dataset, tfds_num_examples
 
 CORPUS_DIR = os.path.join(os.path.dirname(__file__), "corpus")
 TINY_CORPUS_PATH = os.path.join(CORPUS_DIR, "tiny_corpus.txt")
@@ -194,14 +194,6 @@ def copy_task(delay=100, copy_length=10, num_symbols=8, num_train=10000, num_tes
 
 
 # ------------------------------------------------------------------ IMDB reviews
-def _num_examples(info, split, dataset):
-    try:
-        return info.splits[split].num_examples
-    except KeyError:  # e.g. under tfds.testing.mock_data, which records no split sizes
-        cardinality = int(dataset.cardinality())
-        return cardinality if cardinality >= 0 else None
-
-
 @register_dataset(
     "imdb_reviews",
     task="sequence-classification",
@@ -269,8 +261,8 @@ def imdb_reviews(
         test=prepare(test),
         task="sequence-classification",
         model_kwargs={"vocab_size": len(vocabulary), "num_classes": 2},
-        num_train=_num_examples(info, "train", train),
-        num_test=_num_examples(info, "test", test),
+        num_train=tfds_num_examples(info, "train", train),
+        num_test=tfds_num_examples(info, "test", test),
         extras={"vocabulary": vocabulary, "sequence_length": sequence_length},
     )
 
