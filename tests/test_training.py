@@ -10,6 +10,7 @@ from zoo.training.loop import DistributedTrainer, batch_statistics, training_bat
 from zoo.training.strategy import get_strategy
 
 STEPS = 3
+GLOBAL_BATCH = 8
 
 
 def _one_device():
@@ -47,6 +48,13 @@ def _train_steps(strategy, build, data, task, clip_norm=None, lr=0.05, feed="ste
     return [np.asarray(w) for w in model.get_weights()], losses
 
 
+def _image_batches(rng):
+    """STEPS global batches of random 8x8 images and labels for `_small_cnn`."""
+    x = rng.normal(size=(GLOBAL_BATCH * STEPS, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 10, size=GLOBAL_BATCH * STEPS).astype("int32")
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL_BATCH)
+
+
 def _small_cnn():
     return keras.Sequential(
         [
@@ -60,10 +68,7 @@ def _small_cnn():
 
 
 def test_two_replicas_match_one_device_for_classification(two_replicas, rng):
-    global_batch = 8
-    x = rng.normal(size=(global_batch * STEPS, 8, 8, 1)).astype("float32")
-    y = rng.integers(0, 10, size=global_batch * STEPS).astype("int32")
-    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(global_batch)
+    data = _image_batches(rng)
     single, single_stats = _train_steps(_one_device(), _small_cnn, data, "image-classification")
     double, double_stats = _train_steps(two_replicas, _small_cnn, data, "image-classification")
     assert two_replicas.num_replicas_in_sync == 2
@@ -71,7 +76,7 @@ def test_two_replicas_match_one_device_for_classification(two_replicas, rng):
         np.testing.assert_allclose(a, b, atol=1e-4)
     # The reported loss is the mean over the global batch, not over one replica.
     for a, b in zip(single_stats, double_stats):
-        assert a["count"] == b["count"] == global_batch
+        assert a["count"] == b["count"] == GLOBAL_BATCH
         np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-5)
     # And the weights moved: the comparison is not between two untouched initialisations.
     keras.utils.set_random_seed(0)
@@ -80,10 +85,7 @@ def test_two_replicas_match_one_device_for_classification(two_replicas, rng):
 
 @pytest.mark.parametrize("feed", ["from_iterator", "bound"])
 def test_iterator_feeds_match_batch_by_batch_steps(two_replicas, rng, feed):
-    global_batch = 8
-    x = rng.normal(size=(global_batch * STEPS, 8, 8, 1)).astype("float32")
-    y = rng.integers(0, 10, size=global_batch * STEPS).astype("int32")
-    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(global_batch)
+    data = _image_batches(rng)
     expected, expected_stats = _train_steps(two_replicas, _small_cnn, data, "image-classification")
     weights, stats = _train_steps(
         two_replicas, _small_cnn, data, "image-classification", feed=feed
@@ -112,10 +114,7 @@ def _regularized_cnn():
 
 
 def test_add_loss_penalties_are_averaged_over_replicas(two_replicas, rng):
-    global_batch = 8
-    x = rng.normal(size=(global_batch * STEPS, 8, 8, 1)).astype("float32")
-    y = rng.integers(0, 10, size=global_batch * STEPS).astype("int32")
-    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(global_batch)
+    data = _image_batches(rng)
     single, _ = _train_steps(_one_device(), _regularized_cnn, data, "image-classification")
     double, _ = _train_steps(two_replicas, _regularized_cnn, data, "image-classification")
     for a, b in zip(single, double):

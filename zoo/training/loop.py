@@ -254,6 +254,15 @@ def _dense(gradient):
     return tf.convert_to_tensor(gradient) if isinstance(gradient, tf.IndexedSlices) else gradient
 
 
+def _lr_tensor(learning_rate):
+    # A tensor, not a Python float: a new float would retrace the step.
+    return tf.constant(learning_rate, tf.float32)
+
+
+def _as_floats(stats):
+    return {key: float(value) for key, value in stats.items()}
+
+
 def _unpack(batch):
     if len(batch) == 3:
         return batch
@@ -382,8 +391,7 @@ class DistributedTrainer:
 
     def step(self, distributed_batch, learning_rate):
         """One training step at `learning_rate`; returns the summed statistics as floats."""
-        stats = self.train_step(distributed_batch, tf.constant(learning_rate, tf.float32))
-        return {key: float(value) for key, value in stats.items()}
+        return _as_floats(self.train_step(distributed_batch, _lr_tensor(learning_rate)))
 
     def step_from_iterator(self, iterator, learning_rate):
         """Like `step`, with the batch taken from a distributed iterator inside the graph.
@@ -391,8 +399,7 @@ class DistributedTrainer:
         The caller must know that the iterator has a next batch (here: a known number of full
         batches per epoch).
         """
-        stats = self._train_step_from_iterator(iterator, tf.constant(learning_rate, tf.float32))
-        return {key: float(value) for key, value in stats.items()}
+        return _as_floats(self._train_step_from_iterator(iterator, _lr_tensor(learning_rate)))
 
     def bind(self, iterator):
         """A training step with `iterator` built into its graph: `step = trainer.bind(it)`, then
@@ -408,11 +415,7 @@ class DistributedTrainer:
         def bound_step(learning_rate):
             return self.train_step(next(iterator), learning_rate)
 
-        def step(learning_rate):
-            stats = bound_step(tf.constant(learning_rate, tf.float32))
-            return {key: float(value) for key, value in stats.items()}
-
-        return step
+        return lambda learning_rate: _as_floats(bound_step(_lr_tensor(learning_rate)))
 
     def evaluate(self, distributed_dataset):
         """Metrics over a whole distributed dataset: {"loss", "accuracy" | "mae", ...}."""
