@@ -5,9 +5,10 @@ wildcards, `create_model(name, **kwargs)`, and `model_info(name)`.
 """
 
 import dataclasses
-import difflib
 import fnmatch
 from collections.abc import Callable
+
+from zoo.validation import check_choice, check_int, check_number, unknown_name_error
 
 TASKS = (
     "image-classification",
@@ -31,6 +32,89 @@ class Paper:
         return f"{self.authors} ({self.year}), {self.title}"
 
 
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("constant", "step", "cosine")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How `zoo train` trains a model unless a flag overrides a field.
+
+    The values are the paper's where they work at the zoo's scale; where they do not (small
+    offline datasets, a few epochs on a CPU), `adaptation` says what changed and why, and
+    `paper_setting` records what the paper did.
+
+    Attributes:
+        optimizer: One of `OPTIMIZERS`.
+        lr: Peak learning rate for a global batch of `reference_batch` examples; the training
+            engine scales it to the actual global batch (`--lr-scaling`, Goyal et al. 2017).
+        reference_batch: The global batch `lr` is stated for (ResNet: 0.1 per 256).
+        batch_size: Per-replica batch size `zoo train` uses.
+        momentum: SGD/RMSprop momentum (0 for none).
+        nesterov: Nesterov momentum (SGD).
+        weight_decay: L2 weight decay, applied by the optimizer.
+        schedule: One of `SCHEDULES` (after warm-up).
+        milestones: For the step schedule: fractions of training at which the rate is multiplied
+            by `decay_factor`.
+        decay_factor: The step schedule's multiplier.
+        warmup_epochs: Gradual linear warm-up, in epochs.
+        label_smoothing: Label smoothing for classification losses (Szegedy et al. 2016).
+        augment: Use the dataset's training-time augmentation where it has one (e.g. random
+            crops and flips on CIFAR; never flips on digits).
+        epochs: Epochs of a full run.
+        clip_norm: Global-norm gradient clipping, or None.
+        paper_setting: One line: what the paper itself used.
+        adaptation: One line: what the zoo changes for small data and why ("" if nothing).
+    """
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    reference_batch: int = 32
+    batch_size: int = 32
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    milestones: tuple = (0.5, 0.75)
+    decay_factor: float = 0.1
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+    augment: bool = True
+    epochs: int = 15
+    clip_norm: float | None = None
+    paper_setting: str = ""
+    adaptation: str = ""
+
+    def __post_init__(self):
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_number("lr", self.lr, low=0, low_inclusive=False)
+        check_int("reference_batch", self.reference_batch)
+        check_int("batch_size", self.batch_size)
+        check_number("momentum", self.momentum, low=0, high=1, high_inclusive=False)
+        check_number("weight_decay", self.weight_decay, low=0)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        for milestone in self.milestones:
+            check_number("milestones", milestone, low=0, high=1, low_inclusive=False,
+                         high_inclusive=False)
+        check_number("decay_factor", self.decay_factor, low=0, high=1, low_inclusive=False)
+        check_number("warmup_epochs", self.warmup_epochs, low=0)
+        check_number("label_smoothing", self.label_smoothing, low=0, high=1,
+                     high_inclusive=False)
+        check_int("epochs", self.epochs)
+        check_number("clip_norm", self.clip_norm, low=0, low_inclusive=False, allow_none=True)
+
+    def fields(self):
+        """The training fields (everything but the two descriptive lines), as a dict."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("paper_setting", "adaptation")
+        }
+
+
+DEFAULT_RECIPE = Recipe()
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelInfo:
     """What the registry knows about one model.
@@ -47,6 +131,8 @@ class ModelInfo:
         small_config: Keyword arguments for a small, fast instance (tests, demos).
         default_dataset: Dataset `zoo train --model NAME` uses when none is given.
         builder: The model function itself.
+        recipe: How `zoo train` trains it (`Recipe`).
+        imagenet_weights: Whether `weights="imagenet"` is available.
     """
 
     name: str
@@ -60,6 +146,8 @@ class ModelInfo:
     small_config: dict
     default_dataset: str | None
     builder: Callable = dataclasses.field(repr=False, compare=False)
+    recipe: Recipe = DEFAULT_RECIPE
+    imagenet_weights: bool = False
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -76,6 +164,8 @@ def register_model(
     small_config=None,
     default_dataset=None,
     name=None,
+    recipe=None,
+    imagenet_weights=False,
 ):
     """Decorator that registers a public model function under its name.
 
@@ -89,12 +179,15 @@ def register_model(
         small_config: kwargs giving a small instance for quick tests.
         default_dataset: name in `zoo.data.list_datasets()` used by `zoo train --model NAME`.
         name: Registry name; defaults to the function's `__name__`.
+        recipe: How `zoo train` trains it; None means `DEFAULT_RECIPE`.
+        imagenet_weights: Whether `weights="imagenet"` is available.
 
     Returns:
         The decorator; it returns the function unchanged.
     """
-    if task not in TASKS:
-        raise ValueError(f"Argument `task` must be one of {TASKS}. Received: task={task!r}")
+    check_choice("task", task, TASKS)
+    if recipe is not None and not isinstance(recipe, Recipe):
+        raise TypeError(f"Argument `recipe` must be a Recipe or None. Received: recipe={recipe!r}")
 
     def decorator(fn):
         model_name = name or fn.__name__
@@ -113,19 +206,12 @@ def register_model(
             small_config=dict(small_config or {}),
             default_dataset=default_dataset,
             builder=fn,
+            recipe=recipe or DEFAULT_RECIPE,
+            imagenet_weights=bool(imagenet_weights),
         )
         return fn
 
     return decorator
-
-
-def unknown_name_error(kind, name, known):
-    """A ValueError for an unknown model or dataset name that suggests the closest ones."""
-    close = difflib.get_close_matches(str(name), list(known), n=3, cutoff=0.5)
-    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    return ValueError(
-        f"Unknown {kind} {name!r}.{hint} Available {kind}s: {', '.join(sorted(known))}."
-    )
 
 
 def _lookup(name):
@@ -141,8 +227,8 @@ def list_models(pattern=None, task=None):
         pattern: Optional shell-style wildcard, e.g. "resnet*" or "*lstm*".
         task: Optional task filter (one of `TASKS`).
     """
-    if task is not None and task not in TASKS:
-        raise ValueError(f"Argument `task` must be one of {TASKS}. Received: task={task!r}")
+    if task is not None:
+        check_choice("task", task, TASKS)
     names = sorted(_REGISTRY)
     if pattern is not None:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]

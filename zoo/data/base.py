@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from zoo.registry import unknown_name_error
+from zoo.validation import unknown_name_error
 
 
 @dataclasses.dataclass
@@ -28,6 +28,11 @@ class DatasetSplits:
         num_train: Number of training examples (for steps per epoch), if known.
         num_test: Number of test examples, if known.
         extras: Anything else a model needs (e.g. a caption tokenizer).
+        validation: Unbatched validation examples for model selection (best checkpoint, early
+            stopping), never the test split. A loader sets it when the dataset has its own
+            validation split; otherwise training holds out a deterministic, seeded slice of
+            `train` (see `zoo.training`).
+        num_validation: Number of validation examples, if known.
     """
 
     name: str
@@ -38,6 +43,8 @@ class DatasetSplits:
     num_train: int | None = None
     num_test: int | None = None
     extras: dict = dataclasses.field(default_factory=dict)
+    validation: Any = None
+    num_validation: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
