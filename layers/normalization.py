@@ -35,7 +35,13 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.beta = float(beta)
 
     def call(self, inputs):
-        squares = ops.square(inputs)
+        # The window sum and the power run in float32 whatever the compute dtype: in float16
+        # the sum of five squares overflows (65504) from |a| of about 115, and the output
+        # would be a / inf = 0. Only the result is rounded back.
+        dtype = keras.backend.standardize_dtype(inputs.dtype)
+        compute = "float32" if dtype in ("float16", "bfloat16") else dtype
+        values = ops.cast(inputs, compute)
+        squares = ops.square(values)
         r = self.depth_radius
         padding = [[0, 0]] * (len(inputs.shape) - 1) + [[r, r]]
         padded = ops.pad(squares, padding)
@@ -44,7 +50,8 @@ class LocalResponseNormalization(keras.layers.Layer):
         window_sum = padded[..., 0:channels]
         for offset in range(1, 2 * r + 1):
             window_sum = window_sum + padded[..., offset : offset + channels]
-        return inputs / ops.power(self.bias + self.alpha * window_sum, self.beta)
+        outputs = values / ops.power(self.bias + self.alpha * window_sum, self.beta)
+        return ops.cast(outputs, dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

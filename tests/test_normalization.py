@@ -33,3 +33,21 @@ def test_bad_arguments():
         LocalResponseNormalization(depth_radius=-1)
     with pytest.raises(ValueError, match="bias.*> 0.*bias=0"):
         LocalResponseNormalization(bias=0)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "float16"])
+def test_float16_computes_the_window_in_float32(policy):
+    # |a| of about 115 with five equal channels overflows a float16 sum of squares (65504);
+    # the layer must square and sum in float32 and only round its output to float16.
+    keras.mixed_precision.set_global_policy(policy)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1e3, 1e3, (2, 3, 3, 8)).astype(np.float16)
+    x[0, 0, 0] = 1e3  # a whole window at the top of the range
+    x[0, 0, 1] = 300.0
+    layer = LocalResponseNormalization()
+    out = layer(x)
+    assert keras.backend.standardize_dtype(out.dtype) == "float16"
+    ours = keras.ops.convert_to_numpy(keras.ops.cast(out, "float32"))
+    expected = reference_lrn(x, 2, 2.0, 1e-4, 0.75)  # float64, from the same float16 inputs
+    # One float16 rounding of the output: relative error <= 2**-11 (4.9e-4), with margin.
+    np.testing.assert_allclose(ours, expected, rtol=1e-3, atol=0)
