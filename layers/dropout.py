@@ -6,6 +6,17 @@ from keras import ops
 SCALINGS = ("inverted", "none", "inference")
 
 
+def _scaled(inputs, factor):
+    """inputs * factor with the product taken in float32 and rounded once to inputs' dtype.
+
+    A bfloat16 factor would bias every output the same way (bfloat16(1 / 0.6) is 0.16% low).
+    """
+    dtype = keras.backend.standardize_dtype(inputs.dtype)
+    if dtype not in ("float16", "bfloat16"):
+        return inputs * factor
+    return ops.cast(ops.cast(inputs, "float32") * factor, dtype)
+
+
 @keras.saving.register_keras_serializable(package="layers")
 class ScaledDropout(keras.layers.Layer):
     """Dropout (Srivastava et al. 2014, JMLR 15) with configurable scaling.
@@ -75,16 +86,15 @@ class ScaledDropout(keras.layers.Layer):
             return inputs
         keep = 1.0 - self.rate
         if training:
+            # Noise in float32 whatever the compute dtype: bfloat16 uniform noise has only 128
+            # levels in [0.5, 1), so rate 0.4 would keep 76/128 = 0.594 of the units.
             noise = keras.random.uniform(
-                self._mask_shape(inputs), seed=self.seed_generator, dtype=inputs.dtype
+                self._mask_shape(inputs), seed=self.seed_generator, dtype="float32"
             )
-            kept = ops.cast(noise >= self.rate, inputs.dtype)
-            outputs = inputs * kept
-            if self.scaling == "inverted":
-                outputs = outputs / ops.cast(keep, inputs.dtype)
-            return outputs
+            outputs = _scaled(inputs, 1.0 / keep) if self.scaling == "inverted" else inputs
+            return ops.where(noise >= self.rate, outputs, ops.zeros_like(outputs))
         if self.scaling == "inference":
-            return inputs * ops.cast(keep, inputs.dtype)
+            return _scaled(inputs, keep)
         return inputs
 
     def compute_output_shape(self, input_shape):

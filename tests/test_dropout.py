@@ -69,11 +69,44 @@ def test_rate_zero_is_identity():
             np.testing.assert_array_equal(keras.ops.convert_to_numpy(out), x)
 
 
-def test_fit_uses_training_mode():
-    inputs = keras.Input((50,))
-    model = keras.Model(inputs, ScaledDropout(0.5, scaling="inference", seed=0)(inputs))
-    x = np.ones((2, 50), np.float32)
-    np.testing.assert_allclose(model.predict(x, verbose=0), 0.5)  # inference: scaled by keep
+@pytest.mark.parametrize("scaling, inference_output", [("none", 1.0), ("inference", KEEP)])
+def test_fit_uses_training_mode_and_evaluate_does_not(scaling, inference_output):
+    # ones -> ScaledDropout -> identity Dense (learning rate 0), mean squared error to ones.
+    # fit runs the layer in training mode: every unit is 1 (kept) or 0 (dropped), so the loss
+    # is the fraction dropped, about RATE. evaluate and predict run it in inference mode:
+    # every unit is `inference_output`, so the loss is (1 - inference_output)**2 exactly.
+    units, batch = 500, 64
+    inputs = keras.Input((units,))
+    dropped = ScaledDropout(RATE, scaling=scaling, seed=0)(inputs)
+    outputs = keras.layers.Dense(units, use_bias=False, kernel_initializer="identity")(dropped)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss="mse")
+    x = y = np.ones((batch, units), np.float32)
+    history = model.fit(x, y, batch_size=batch, epochs=2, verbose=0)
+    standard_error = np.sqrt(KEEP * RATE / (batch * units))
+    for loss in history.history["loss"]:
+        assert abs(loss - RATE) < 5 * standard_error
+    assert history.history["loss"][0] != history.history["loss"][1]  # a new mask per step
+    expected = (1 - inference_output) ** 2
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(expected, abs=1e-6)
+    np.testing.assert_allclose(model.predict(x, verbose=0), inference_output, rtol=1e-6)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_keep_rate_is_exact_under_mixed_precision(policy):
+    # Uniform noise drawn in bfloat16 has 128 levels in [0.5, 1): rate 0.4 would keep
+    # 76/128 = 0.594 of the units, a 1% bias. The noise must be float32 whatever the policy.
+    keras.mixed_precision.set_global_policy(policy)
+    rate, draws = 0.4, 1_000_000
+    layer = ScaledDropout(rate, scaling="inverted", seed=5)
+    out = layer(np.ones((draws,), np.float32), training=True)
+    assert keras.backend.standardize_dtype(out.dtype) == policy.split("_")[1]
+    out = keras.ops.convert_to_numpy(keras.ops.cast(out, "float32"))
+    keep_rate = (out != 0).mean()
+    assert abs(keep_rate / (1 - rate) - 1) < 0.003  # 3.7 standard errors at 10^6 draws
+    # The 1/(1-rate) correction is applied in float32 and rounded once, so E[output] = 1 to
+    # within the sampling error (a bfloat16 factor 1/0.6 would be 0.16% low).
+    assert abs(out.mean() - 1) < 0.003
 
 
 @pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5, "0.5", True, None])
