@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import zoo
+from zoo import samplers
 from zoo.data import load_dataset
 from zoo.data.sequences import TINY_CORPUS_PATH, encode_characters
 
@@ -21,7 +22,28 @@ def test_output_shape_probabilities_and_parameter_count(rng):
     probs = _numpy(model(ids))
     assert probs.shape == (3, 5, 10)  # 8 characters + padding + unknown
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-6)
-    assert zoo.char_lm().count_params() == zoo.model_info("char_lm").params
+
+
+def lstm_params(n_in, units):
+    return 4 * (n_in * units + units * units + units)
+
+
+def gru_params(n_in, units):  # Keras' GRU layer as recurrent_layer builds it (reset_after=False)
+    return 3 * (n_in * units + units * units + units)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_parameter_count_closed_form(cell):
+    vocab_size, embedding, units = 95 + 1 + 2, 64, 256  # printable ASCII, newline, pad, unknown
+    layer = lstm_params if cell == "lstm" else gru_params
+    expected = (vocab_size * embedding + layer(embedding, units) + layer(units, units)
+                + units * vocab_size + vocab_size)
+    model = zoo.char_lm(cell=cell)
+    if cell == "gru" and model.recurrent_layers[0].cell.reset_after:
+        expected += 2 * 3 * units  # the cuDNN variant keeps a second bias row
+    assert model.count_params() == expected
+    if cell == "lstm":
+        assert zoo.model_info("char_lm").params == expected
 
 
 def test_ids_follow_the_data_module_convention():
@@ -78,6 +100,31 @@ def test_sampling_follows_the_temperature():
         expected = np.exp(logits[2:] / temperature)
         expected /= expected.sum()
         np.testing.assert_allclose(freq[2:], expected, atol=0.015)
+
+
+def test_generated_characters_follow_the_model_distribution():
+    """`generate` draws through the random sampler: over many seeds, the first generated
+    character follows softmax(logits / T) of the prompt's next-character logits."""
+    model = zoo.char_lm(vocabulary="abcd", units=6, num_layers=1, embedding_dim=4,
+                        classifier_activation=None)
+    logits = _numpy(model(model.encode("b")[None]))[0, -1, 2:]
+    temperature = 0.7
+    expected = np.exp(logits / temperature - (logits / temperature).max())
+    expected /= expected.sum()
+    draws = 600
+    first = [model.generate("b", length=1, temperature=temperature, seed=s) for s in range(draws)]
+    frequencies = np.array([first.count(c) for c in "abcd"]) / draws
+    np.testing.assert_allclose(frequencies, expected, atol=4.5 * np.sqrt(0.25 / draws))
+
+
+def test_any_sampler_can_generate(rng):
+    model = zoo.char_lm(**SMALL)
+    greedy = model.generate("abc", length=6, temperature=0)
+    assert model.generate("abc", length=6, sampler="greedy") == greedy
+    assert model.generate("abc", length=6, sampler=samplers.RandomSampler(top_k=1)) == greedy
+    beam = model.generate("abc", length=6, sampler=samplers.BeamSampler(3))
+    assert len(beam) == 6 and set(beam) <= set("abcdefgh")
+    assert model.generate("a", length=3, temperature=0) == model.generate("a", 3, 0)
 
 
 def test_generation_with_seed_is_identical_after_keras_round_trip(tmp_path):

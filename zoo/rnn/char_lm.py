@@ -5,6 +5,10 @@ the `.keras` file with the weights, and a loaded model encodes, predicts and gen
 as the saved one. Ids follow one convention, shared with `zoo.data`'s character corpora:
 
     0 = padding (masked), 1 = unknown character, 2 + i = vocabulary[i].
+
+Generation goes through the shared samplers (`zoo.samplers`): the prompt runs through the
+recurrent layers in one call, then `next_token_logits(tokens, states)` steps the cells one
+character at a time inside the sampler's in-graph loop.
 """
 
 import keras
@@ -12,12 +16,16 @@ import numpy as np
 from keras import ops
 
 import layers
-from zoo.registry import Paper, register_model
-from zoo.rnn.classifiers import _positive_int, _rate, check_cell_type, recurrent_layer
+from zoo import samplers
+from zoo.registry import Paper, Recipe, register_model
+from zoo.rnn.classifiers import check_cell_type, recurrent_layer
+from zoo.validation import check_choice, check_int, check_number, check_rate
 
 PAD_ID = 0
 UNKNOWN_ID = 1
 FIRST_CHAR_ID = 2
+# Never generated: padding and the unknown character.
+MASKED_IDS = (PAD_ID, UNKNOWN_ID)
 
 # Printable ASCII: the vocabulary when none is given (what the default config counts).
 DEFAULT_VOCABULARY = tuple(chr(c) for c in range(32, 127)) + ("\n",)
@@ -27,6 +35,22 @@ _GRAVES = Paper(
     2013,
     "Generating Sequences With Recurrent Neural Networks",
     "https://arxiv.org/abs/1308.0850",
+)
+
+RECIPE = Recipe(
+    optimizer="rmsprop",
+    lr=2e-3,
+    reference_batch=50,
+    batch_size=50,
+    schedule="constant",
+    augment=False,
+    epochs=15,
+    clip_norm=5.0,
+    paper_setting="Graves 2013: SGD with momentum 0.9, lr 1e-4, weight noise, derivatives "
+    "clipped; char-rnn (Karpathy 2015): RMSProp 2e-3 decayed by 0.97 per epoch after 10, "
+    "batch 50, sequences of 50, gradient norm clipped at 5",
+    adaptation="char-rnn's RMSProp at a constant 2e-3 (the shipped corpus trains in a few "
+    "epochs, before char-rnn's decay would start)",
 )
 
 
@@ -65,7 +89,8 @@ class CharLanguageModel(keras.Model):
 
     Args:
         vocabulary: The characters the model knows, in id order (id 2 + i is vocabulary[i]).
-        cell: "lstm" or "gru" (also "rnn", the Elman cell, for comparisons).
+        cell: "lstm" (Hochreiter & Schmidhuber 1997) or "gru" (Cho et al. 2014); "rnn" (the
+            Elman cell) for comparisons.
         units: Hidden-state size of each recurrent layer.
         num_layers: Number of stacked recurrent layers.
         embedding_dim: Size of the character embedding.
@@ -81,6 +106,15 @@ class CharLanguageModel(keras.Model):
 
     Returns (call):
         (batch, time, vocab_size) next-character probabilities (or logits).
+
+    Raises:
+        ValueError: for an empty vocabulary, unknown cell type, non-positive sizes or rates
+            outside [0, 1).
+
+    Example:
+        >>> data = zoo.data.load_dataset("tiny_corpus")
+        >>> model = zoo.char_lm(**data.model_kwargs, units=128, num_layers=1)
+        >>> model.generate("To be", length=50, temperature=0.8, seed=0)
     """
 
     def __init__(
@@ -98,16 +132,12 @@ class CharLanguageModel(keras.Model):
         super().__init__(**kwargs)
         self.vocabulary = _check_vocabulary(vocabulary)
         self.cell = check_cell_type(cell)
-        _positive_int("units", units)
-        _positive_int("num_layers", num_layers)
-        _positive_int("embedding_dim", embedding_dim)
-        _rate("dropout", dropout)
-        _rate("recurrent_dropout", recurrent_dropout)
-        if classifier_activation not in ("softmax", None):
-            raise ValueError(
-                "Argument `classifier_activation` must be 'softmax' or None (logits). "
-                f"Received: classifier_activation={classifier_activation!r}"
-            )
+        check_int("units", units)
+        check_int("num_layers", num_layers)
+        check_int("embedding_dim", embedding_dim)
+        check_rate("dropout", dropout)
+        check_rate("recurrent_dropout", recurrent_dropout)
+        check_choice("classifier_activation", classifier_activation, ("softmax", None))
         self.units = units
         self.num_layers = num_layers
         self.embedding_dim = embedding_dim
@@ -173,15 +203,27 @@ class CharLanguageModel(keras.Model):
         x = self.head_dropout(x, training=training)
         return self.logits_layer(x), states
 
-    def _step(self, token_id, states):
-        """One character through the cells: (logits (vocab_size,), new states)."""
+    def initial_states(self, batch_size=1):
+        """Zero states of every recurrent layer: a list (one entry per layer) of lists."""
+        return [list(layer.cell.get_initial_state(batch_size)) for layer in self.recurrent_layers]
+
+    def next_token_logits(self, tokens, states):
+        """One character per sequence through the cells: `next(tokens, state)` of the samplers.
+
+        Args:
+            tokens: int32 ids `[B]`.
+            states: Per layer, the list of its states (`initial_states` or a prompt's).
+
+        Returns:
+            `(logits [B, vocab_size], new states)`.
+        """
         # A plain lookup: a generated character is never padding, so no mask is attached.
-        x = ops.take(self.embedding.embeddings, np.array([token_id], dtype="int32"), axis=0)
+        x = ops.take(self.embedding.embeddings, ops.cast(tokens, "int32"), axis=0)
         new_states = []
         for layer, state in zip(self.recurrent_layers, states):
             x, state = layer.cell(x, list(state), training=False)
-            new_states.append(state if isinstance(state, (list, tuple)) else [state])
-        return ops.convert_to_numpy(self.logits_layer(x)[0]), new_states
+            new_states.append(list(state) if isinstance(state, (list, tuple)) else [state])
+        return self.logits_layer(x), new_states
 
     def call(self, inputs, training=None):
         self._check_ids(inputs)
@@ -212,25 +254,45 @@ class CharLanguageModel(keras.Model):
         """Log-probabilities of the next character from logits, at a temperature.
 
         Padding and unknown ids are masked out (log-probability -inf), so they are never
-        sampled. Computed with `layers.log_softmax` (stable for any temperature > 0).
+        sampled; the same function the samplers use (`zoo.samplers.log_probabilities`).
         """
-        logits = ops.cast(logits, "float32") / temperature
-        mask = np.arange(self.vocab_size) >= FIRST_CHAR_ID
-        return layers.log_softmax(logits, axis=-1, mask=mask)
+        logits = ops.convert_to_tensor(logits)
+        rows = logits if len(logits.shape) == 2 else logits[None]
+        log_probs = samplers.log_probabilities(rows, MASKED_IDS, temperature)
+        return log_probs if len(logits.shape) == 2 else log_probs[0]
 
-    def generate(self, prompt, length=200, temperature=1.0, seed=None):
+    def sampler_for(self, temperature=1.0, seed=None):
+        """The sampler `generate` uses: greedy at temperature 0, else a seeded `RandomSampler`.
+
+        Random samplers are kept per temperature (and reseeded), so that repeated calls reuse
+        one compiled generation function.
+        """
+        temperature = check_number("temperature", temperature, low=0)
+        if temperature == 0:
+            return samplers.GreedySampler()
+        cache = self.__dict__.setdefault("_zoo_samplers", {})
+        if temperature not in cache:
+            cache[temperature] = samplers.RandomSampler(temperature=temperature)
+        sampler = cache[temperature]
+        sampler.reseed(seed)
+        return sampler
+
+    def generate(self, prompt, length=200, temperature=1.0, seed=None, sampler=None):
         """Continue `prompt` by `length` sampled characters.
 
-        Sampling is in log space: temperature divides the logits, `layers.log_softmax` turns
-        them into log-probabilities, and the Gumbel-max trick (argmax of log p + Gumbel noise)
-        draws the character, so no probability is ever exponentiated or renormalised.
-        Temperature 0 is greedy decoding (argmax of the logits).
+        The prompt goes through the recurrent layers in one call; then a sampler from
+        `zoo.samplers` steps the cells one character at a time in-graph. By default
+        (`sampler=None`) that is a `RandomSampler`: temperature divides the logits,
+        `layers.log_softmax` turns them into log-probabilities, and the Gumbel-max trick
+        draws the character; temperature 0 is greedy decoding.
 
         Args:
             prompt: Non-empty starting text (characters outside the vocabulary are "unknown").
             length: Number of characters to generate (>= 0).
             temperature: >= 0. Below 1 sharpens the distribution, above 1 flattens it.
             seed: Integer seed; the same seed gives the same text, also after save/load.
+            sampler: A `zoo.samplers.Sampler` (or name) to use instead (then `temperature`
+                and `seed` are its business).
 
         Returns:
             The generated continuation (without the prompt).
@@ -242,40 +304,39 @@ class CharLanguageModel(keras.Model):
             raise ValueError(
                 f"Argument `prompt` must be a non-empty string. Received: prompt={prompt!r}"
             )
-        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-            raise ValueError(
-                f"Argument `length` must be an integer >= 0. Received: length={length!r}"
-            )
-        if (
-            isinstance(temperature, bool)
-            or not isinstance(temperature, (int, float))
-            or not np.isfinite(temperature)
-            or temperature < 0
-        ):
-            raise ValueError(
-                "Argument `temperature` must be a finite number >= 0 (0 = greedy). "
-                f"Received: temperature={temperature!r}"
-            )
-        rng = np.random.default_rng(seed)
+        length = check_int("length", length, minimum=0)
+        if sampler is None:
+            sampler = self.sampler_for(temperature, seed)
+        else:
+            sampler = samplers.get(sampler)
         if length == 0:
             return ""
-        # The prompt goes through the recurrent layers in one call; then one cell step per
-        # character, carrying the states (much cheaper than re-running a layer per step).
-        logits, states = self._features(self.encode(prompt)[None, :])
-        last = ops.convert_to_numpy(logits[0, -1, :])
-        mask = np.arange(self.vocab_size) >= FIRST_CHAR_ID
-        generated = []
-        while True:
-            if temperature == 0:
-                next_id = int(np.argmax(np.where(mask, last, -np.inf)))
-            else:
-                log_probs = ops.convert_to_numpy(self.next_char_log_probs(last, temperature))
-                next_id = int(np.argmax(log_probs + rng.gumbel(size=log_probs.shape)))
-            generated.append(next_id)
-            if len(generated) == length:
-                break
-            last, states = self._step(next_id, states)
-        return self.decode(generated)
+        ids = self.encode(prompt)
+        # States after all but the last prompt character; the sampler reads the last one.
+        if len(ids) > 1:
+            _, states = self._features(ids[None, :-1])
+            states = [list(s) for s in states]
+        else:
+            states = self.initial_states(1)
+
+        def generate(start_tokens, states):
+            return sampler(self.next_token_logits, start_tokens, states, length,
+                           masked_ids=MASKED_IDS)
+
+        def signature():
+            import tensorflow as tf
+
+            return [
+                tf.TensorSpec((None,), tf.int32),
+                [[tf.TensorSpec((None, self.units), tf.float32) for _ in s] for s in states],
+            ]
+
+        key = (sampler.cache_key(), length)
+        fn = samplers.sampler.compiled(self, key, generate, signature)
+        start = ops.convert_to_tensor(ids[-1:], "int32")
+        states = [[ops.cast(x, "float32") for x in s] for s in states]
+        generated, _ = fn(start, states)
+        return self.decode(ops.convert_to_numpy(generated)[0])
 
     def get_config(self):
         return {
@@ -301,6 +362,7 @@ class CharLanguageModel(keras.Model):
     params=885474,
     small_config={"vocabulary": "abcdefgh", "units": 8, "num_layers": 1, "embedding_dim": 8},
     default_dataset="tiny_corpus",
+    recipe=RECIPE,
 )
 def char_lm(
     vocabulary=DEFAULT_VOCABULARY,
@@ -313,35 +375,7 @@ def char_lm(
     classifier_activation="softmax",
     name="char_lm",
 ):
-    """Character-level language model (Graves 2013, "Generating Sequences With Recurrent Neural
-    Networks"; the char-rnn set-up of Karpathy 2015).
-
-    Args:
-        vocabulary: Characters the model knows (a string or list of single characters), e.g.
-            `load_dataset("tiny_corpus").model_kwargs["vocabulary"]`. Default: printable ASCII
-            and newline.
-        cell: "lstm" (Hochreiter & Schmidhuber 1997) or "gru" (Cho et al. 2014); "rnn" is
-            accepted for comparisons.
-        units: Hidden-state size of each recurrent layer.
-        num_layers: Number of stacked recurrent layers.
-        embedding_dim: Size of the character embedding.
-        dropout: Dropout rate on recurrent inputs and before the output layer.
-        recurrent_dropout: Dropout rate on the recurrent state.
-        classifier_activation: "softmax" (probabilities) or None (logits).
-        name: Model name.
-
-    Returns:
-        A `CharLanguageModel` with `encode`, `decode` and `generate`.
-
-    Raises:
-        ValueError: for an empty vocabulary, unknown cell type, non-positive sizes or rates
-            outside [0, 1).
-
-    Example:
-        >>> data = zoo.data.load_dataset("tiny_corpus")
-        >>> model = zoo.char_lm(**data.model_kwargs, units=128, num_layers=1)
-        >>> model.generate("To be", length=50, temperature=0.8, seed=0)
-    """
+    """Character-level language model of Graves 2013; arguments: see `CharLanguageModel`."""
     return CharLanguageModel(
         vocabulary=vocabulary,
         cell=cell,

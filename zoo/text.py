@@ -1,4 +1,8 @@
-"""Caption text: a tokenizer on `keras.layers.TextVectorization` with pad, start and end tokens.
+"""Caption text shared by data and models: standardisation, vocabulary, and a word tokenizer.
+
+`zoo.data` (the caption loaders) and `zoo.captioning` (the models) both import this module, so
+neither imports the other. The tokenizer is built on `keras.layers.TextVectorization` with
+pad, start and end tokens.
 
 Token ids are fixed by construction:
 
@@ -20,6 +24,8 @@ import collections
 import re
 
 import keras
+
+from zoo.validation import check_int
 
 PAD_TOKEN = ""
 UNKNOWN_TOKEN = "[UNK]"
@@ -129,11 +135,7 @@ class CaptionTokenizer(keras.layers.Layer):
     def __init__(self, vocabulary, max_length=16, **kwargs):
         super().__init__(trainable=False, **kwargs)
         self.words = _check_vocabulary(vocabulary)
-        if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
-            raise ValueError(
-                f"Argument `max_length` must be a positive int. Received: max_length={max_length!r}"
-            )
-        self.max_length = max_length
+        self.max_length = check_int("max_length", max_length)
         self.vectorizer = keras.layers.TextVectorization(
             standardize="lower_and_strip_punctuation",
             split="whitespace",
