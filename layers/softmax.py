@@ -1,4 +1,4 @@
-"""A numerically stable softmax built on logsumexp.
+"""A numerically stable softmax, log-softmax and softmax layer.
 
 softmax(x)_i = exp(x_i - logsumexp(x)), with logsumexp(x) = m + log(s), s = sum(exp(x - m)),
 and m the maximum of *each row* along `axis`.
@@ -13,11 +13,16 @@ about 1e4 and their difference loses four decimal digits to cancellation in floa
 (x - m) first is exact for the entries that matter (Sterbenz), and the log-sum term is a
 number of order log(n).
 
-Two evaluations of the same formula: `log_softmax` returns (x - m) - logsumexp(x - m) through
-`keras.ops.logsumexp` (tf.reduce_logsumexp on TensorFlow). `stable_softmax` returns
-exp(x - m - log(s)) in the algebraically equal form exp(x - m) / s: it needs no second
-maximum, logarithm and exponential over the whole tensor, which keeps it as fast as
-`tf.nn.softmax` (benchmarks/softmax.py), and is as accurate.
+Two evaluations of the formula. `log_softmax` returns (x - m) - logsumexp(x - m) through
+`keras.ops.logsumexp`. `stable_softmax` calls the backend's fused softmax kernel
+(`keras.ops.softmax`: tf.nn.softmax, jax.nn.softmax, torch.softmax), which computes exactly
+exp(x - m) / sum(exp(x - m)) with the per-row maximum m; spelled out op by op, the same formula
+took 1.3-2x as long as the kernel without XLA (benchmarks/softmax.py, 2 CPU cores). Around the
+kernel this module adds float32 compute for float16 and bfloat16, masks, a closed-form gradient
+and the logits Keras' losses pick up; the tests hold it to a float64 reference.
+
+Masks follow NumPy broadcasting (shapes aligned on the right) in the functions; the layer also
+takes Keras' automatic per-step masks (see `StableSoftmax`).
 """
 
 import keras
@@ -47,18 +52,32 @@ def _check_axis(axis, rank):
         )
 
 
-def _broadcast_mask(mask, x):
-    mask = ops.cast(mask, "bool")
-    if len(mask.shape) == len(x.shape) - 1:
-        # Keras' convention: a (batch, time) mask for (batch, time, features) values.
-        mask = ops.expand_dims(mask, -1)
-    return mask
+def _shape_text(shape):
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _check_mask(mask, x):
+    """The mask as booleans, after checking that it broadcasts to x's shape (NumPy rules)."""
+    mask = ops.convert_to_tensor(mask)
+    mask_shape, x_shape = tuple(mask.shape), tuple(x.shape)
+    fits = len(mask_shape) <= len(x_shape) and all(
+        m is None or d is None or m in (1, d)
+        for m, d in zip(reversed(mask_shape), reversed(x_shape))
+    )
+    if not fits:
+        raise ValueError(
+            "Argument `mask` must be broadcastable to `x` (NumPy rules: shapes aligned on the "
+            "right, each mask size equal to x's or 1, no more axes than x). "
+            f"Received: mask.shape={_shape_text(mask_shape)} for x.shape={_shape_text(x_shape)}. "
+            "A mask over the leading axes needs trailing size-1 axes, e.g. mask[..., None]."
+        )
+    return ops.cast(mask, "bool")
 
 
 def _shift_by_row_max(x, axis, mask):
     """x - m with m the row maximum (masked entries -inf; all -inf rows shifted by 0)."""
     if mask is not None:
-        x = ops.where(_broadcast_mask(mask, x), x, float("-inf"))
+        x = ops.where(mask, x, float("-inf"))
     row_max = ops.max(x, axis=axis, keepdims=True)
     # A row that is all -inf (fully masked) has no finite maximum; shift by 0 instead so the
     # arithmetic below stays free of inf - inf.
@@ -88,12 +107,13 @@ def _attach_logits(output, logits, mask):
     # there, compute cross-entropy from these logits instead of from clipped probabilities
     # (keras/src/backend/tensorflow/nn.py: _get_logits); Keras' own softmax attaches its input
     # the same way. Masked and -inf logits are replaced by a finite floor so that a zero label
-    # times such a logit is 0, not NaN. In a tf.function these ops are pruned unless a loss
-    # uses them. Tensors of some backends take no attributes: losses then use probabilities.
+    # times such a logit is 0, not NaN. `logits` is float32 or float64 here (see `_prepare`).
+    # In a tf.function these ops are pruned unless a loss uses them. Tensors of some backends
+    # take no attributes: losses then use the probabilities.
     if mask is not None:
-        logits = ops.where(_broadcast_mask(mask, logits), logits, float("-inf"))
+        logits = ops.where(mask, logits, float("-inf"))
     try:
-        output._keras_logits = ops.maximum(logits, -1e30 if logits.dtype != "float16" else -6e4)
+        output._keras_logits = ops.maximum(logits, -1e30)
     except AttributeError:
         pass
     return output
@@ -105,68 +125,102 @@ def log_softmax(x, axis=-1, mask=None):
     Args:
         x: Floating-point tensor of logits.
         axis: The axis to normalise over (per row: the maximum is taken along this axis only).
-        mask: Optional boolean tensor broadcastable to `x`; False entries get log-probability
-            -inf. A fully masked row gives all -inf.
+        mask: Optional boolean tensor broadcastable to `x` (NumPy rules, e.g. shape
+            `(classes,)` masks classes in every row); False entries get log-probability -inf.
+            A fully masked row gives all -inf.
 
     Returns:
         Tensor of the same shape and dtype as `x`. float16 and bfloat16 inputs are computed in
-        float32 and cast back.
+        float32 and cast back. A row of all -inf logits gives all -inf.
 
     Raises:
-        ValueError: if `x` is not floating point or `axis` is out of range.
+        ValueError: if `x` is not floating point, `axis` is out of range or `mask` does not
+            broadcast to `x`.
     """
     x, dtype = _prepare(x, axis)
+    if mask is not None:
+        mask = _check_mask(mask, x)
     return ops.cast(_log_softmax_float32(x, axis, mask), dtype)
 
 
+def _softmax_float32(x, axis, mask):
+    @ops.custom_gradient
+    def softmax(logits):
+        if mask is None:
+            probs = ops.softmax(logits, axis=axis)
+        else:
+            probs = ops.softmax(ops.where(mask, logits, float("-inf")), axis=axis)
+            # A fully masked row is 0/0 = NaN in the kernel; every entry of it is masked.
+            probs = ops.where(mask, probs, 0.0)
+
+        def gradient(*args, upstream=None):
+            upstream = args[0] if upstream is None else upstream
+            # The softmax Jacobian in closed form, J^T g = (g - <g, p>) * p, in the order of
+            # TensorFlow's own softmax gradient (under XLA both compile to the same program).
+            # Masked entries have p = 0 and so get no gradient, without differentiating
+            # through the masks' `where`s.
+            return (upstream - ops.sum(upstream * probs, axis=axis, keepdims=True)) * probs
+
+        return probs, gradient
+
+    return softmax(x)
+
+
 def stable_softmax(x, axis=-1, mask=None):
-    """Softmax along `axis`: exp(x - logsumexp(x)), evaluated as exp(x - m) / sum(exp(x - m)).
+    """Softmax along `axis`: exp(x - m) / sum(exp(x - m)) with m the maximum of each row.
 
     Args:
         x: Floating-point tensor of logits.
         axis: The axis to normalise over.
-        mask: Optional boolean tensor broadcastable to `x`; False entries get probability 0,
-            and a fully masked row is all zeros (never NaN).
+        mask: Optional boolean tensor broadcastable to `x` (NumPy rules, e.g. shape
+            `(classes,)` masks classes in every row); False entries get probability 0, and a
+            fully masked row is all zeros (never NaN).
 
     Returns:
-        Probabilities with the shape and dtype of `x`. The returned tensor carries its
-        log-probabilities for Keras' cross-entropy losses (see `StableSoftmax`).
+        Probabilities with the shape and dtype of `x`; float16 and bfloat16 inputs are
+        computed in float32 and rounded once. -inf logits get probability 0; a row with no
+        finite logit has no distribution and, without a mask, comes out NaN as from
+        `tf.nn.softmax` (mask it, or use `log_softmax`, which gives -inf). The returned
+        tensor carries its logits for Keras' cross-entropy losses (see `StableSoftmax`).
 
     Raises:
-        ValueError: if `x` is not floating point or `axis` is out of range.
+        ValueError: if `x` is not floating point, `axis` is out of range or `mask` does not
+            broadcast to `x`.
     """
     x, dtype = _prepare(x, axis)
+    if mask is not None:
+        mask = _check_mask(mask, x)
+    return _attach_logits(ops.cast(_softmax_float32(x, axis, mask), dtype), x, mask)
 
-    @ops.custom_gradient
-    def softmax(logits):
-        exps = ops.exp(_shift_by_row_max(logits, axis, mask))
-        sums = ops.sum(exps, axis=axis, keepdims=True)
-        # s >= 1 for every row with a finite entry; only empty rows have s = 0 (and exps = 0).
-        probs = exps * (1.0 / ops.where(sums > 0, sums, ops.ones_like(sums)))
 
-        def gradient(*args, upstream=None):
-            upstream = args[0] if upstream is None else upstream
-            # The softmax Jacobian in closed form, J^T g = p * g - p * <g, p>: a few passes over
-            # the data instead of differentiating through max, sum and exp. Masked entries
-            # have p = 0 and so get no gradient.
-            weighted = upstream * probs
-            return weighted - probs * ops.sum(weighted, axis=axis, keepdims=True)
-
-        return probs, gradient
-
-    return _attach_logits(ops.cast(softmax(x), dtype), x, mask)
+def _keras_mask_to_full_rank(mask, inputs):
+    """Keras' per-step mask (rank one lower, shape inputs.shape[:-1]) gets a trailing axis."""
+    mask = ops.convert_to_tensor(mask)
+    mask_shape, input_shape = tuple(mask.shape), tuple(inputs.shape)
+    if len(mask_shape) == len(input_shape):
+        return mask  # stable_softmax checks the broadcast
+    if len(mask_shape) == len(input_shape) - 1 and all(
+        m is None or d is None or m in (1, d) for m, d in zip(mask_shape, input_shape)
+    ):
+        return ops.expand_dims(mask, -1)
+    raise ValueError(
+        "StableSoftmax takes a `mask` with the inputs' rank (broadcastable to them), or Keras' "
+        "per-step mask of shape inputs.shape[:-1]. "
+        f"Received: mask.shape={_shape_text(mask_shape)} for "
+        f"inputs.shape={_shape_text(input_shape)}."
+    )
 
 
 @keras.saving.register_keras_serializable(package="layers")
 class StableSoftmax(keras.layers.Layer):
     """Softmax (or log-softmax) layer that cannot overflow and never returns NaN for finite input.
 
-    The maximum is subtracted per row along `axis` (never across the batch) before
-    `keras.ops.logsumexp`, so results are within float32 rounding of a float64 reference for
-    logits of any size (e.g. rows around -5000 or 1e4).
+    The maximum is subtracted per row along `axis` (never across the batch), so results are
+    within float32 rounding of a float64 reference for logits of any size (e.g. rows around
+    -5000 or 1e4). See `stable_softmax` and `log_softmax`.
 
     Cross-entropy without precision loss: the probabilities this layer returns carry their
-    log-probabilities, which Keras' `CategoricalCrossentropy` and
+    logits, which Keras' `CategoricalCrossentropy` and
     `SparseCategoricalCrossentropy` (with `from_logits=False`) use instead of the clipped
     probabilities, exactly as they do for Keras' own softmax. So a model ending in this layer
     gets the same loss as logits with `from_logits=True`, even for confident wrong predictions.
@@ -179,7 +233,13 @@ class StableSoftmax(keras.layers.Layer):
 
     Call arguments:
         inputs: Floating-point logits.
-        mask: Optional boolean mask broadcastable to `inputs`; False entries get probability 0.
+        mask: Optional boolean mask; False entries get probability 0. Either broadcastable to
+            `inputs` with the same rank (NumPy rules), or Keras' automatic per-step mask: one
+            rank lower with shape `inputs.shape[:-1]`, e.g. `(batch, time)` from
+            `Embedding(mask_zero=True)` for `(batch, time, features)` values, which masks whole
+            steps (whatever `axis` is). Any other mask raises a ValueError. So a `(3,)` mask
+            for `(3, 3)` inputs masks rows here, columns in `stable_softmax`: give the layer
+            shape `(1, 3)` to mask columns.
 
     Example:
         >>> layer = StableSoftmax()
@@ -200,6 +260,8 @@ class StableSoftmax(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs, mask=None):
+        if mask is not None:
+            mask = _keras_mask_to_full_rank(mask, inputs)
         if self.log:
             return log_softmax(inputs, axis=self.axis, mask=mask)
         return stable_softmax(inputs, axis=self.axis, mask=mask)

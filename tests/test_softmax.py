@@ -1,5 +1,8 @@
 """StableSoftmax against a float64 NumPy reference, and against the naive formulas it replaces."""
 
+import collections
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -85,10 +88,16 @@ def test_log_softmax_keeps_relative_precision_for_large_logits():
 
 def test_rows_with_minus_infinity():
     x = np.array([[-np.inf, 1.0, 2.0], [-np.inf, -np.inf, 0.0], [-np.inf] * 3], np.float32)
-    ours = keras.ops.convert_to_numpy(stable_softmax(x))
-    np.testing.assert_allclose(ours, reference_softmax(x), atol=1e-7)
-    np.testing.assert_array_equal(ours[2], 0.0)
+    ours = keras.ops.convert_to_numpy(stable_softmax(x[:2]))
+    np.testing.assert_allclose(ours, reference_softmax(x[:2]), atol=1e-7)
+    # A row with no finite logit has no distribution: log_softmax gives -inf (probability 0);
+    # stable_softmax gives NaN like tf.nn.softmax (a guard would cost every call a pass, see
+    # benchmarks/softmax.py), and zeros when the row is masked.
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(log_softmax(x))[2], -np.inf)
+    assert np.isnan(keras.ops.convert_to_numpy(stable_softmax(x))[2]).all()
+    masked = keras.ops.convert_to_numpy(stable_softmax(x, mask=np.isfinite(x)))
+    np.testing.assert_allclose(masked, reference_softmax(x), atol=1e-7)
+    np.testing.assert_array_equal(masked[2], 0.0)
 
 
 def test_naive_and_batch_max_versions_fail_where_ours_does_not():
@@ -113,6 +122,23 @@ def test_low_precision_inputs_computed_in_float32(dtype):
     np.testing.assert_allclose(ours, ref, atol=1e-2 if dtype == "bfloat16" else 1e-3)
 
 
+def test_float16_sums_are_not_taken_in_float16():
+    # 70000 equal logits: the sum of exp(x - m) is 70000, past float16's largest value 65504,
+    # so any float16 evaluation (whatever its summation order) gets inf and returns 0 for every
+    # entry (tf.nn.softmax on float16 does). Computed in float32 and rounded once, each entry
+    # is 1/70000 = 1.43e-5, a float16 subnormal.
+    x = np.zeros((2, 70000), np.float16)
+    x[1, 0] = 5.0
+    expected = reference_softmax(x.astype(np.float64))
+    ours = keras.ops.convert_to_numpy(keras.ops.cast(stable_softmax(x), "float32"))
+    # One rounding to float16: 2**-11 relative, or one subnormal step (2**-24) absolute.
+    np.testing.assert_allclose(ours, expected, rtol=2.0**-11, atol=2.0**-24)
+    with np.errstate(over="ignore"):
+        exps = np.exp(x - x.max(axis=-1, keepdims=True))
+        in_float16 = exps / exps.sum(axis=-1, keepdims=True, dtype=np.float16)
+    assert np.abs(in_float16 - expected).max() > 100 * 2.0**-24  # the same check would fail
+
+
 def test_mask_zeroes_entries_and_fully_masked_rows_are_zero():
     x = np.array([[1.0, 2.0, 3.0], [5.0, -1.0, 0.5], [1e4, 2.0, 3.0]], np.float32)
     mask = np.array([[True, False, True], [False, False, False], [False, True, True]])
@@ -129,6 +155,29 @@ def test_mask_zeroes_entries_and_fully_masked_rows_are_zero():
     np.testing.assert_array_equal(gradient[~mask], 0.0)
 
 
+@pytest.mark.parametrize("function, reference", [(stable_softmax, reference_softmax),
+                                                  (log_softmax, reference_log_softmax)])
+def test_mask_broadcasts_like_numpy(function, reference):
+    # A (3,) mask for (3, 3) logits is a mask over the last axis (columns), as in NumPy; it
+    # used to get a trailing axis and silently mask row 2 instead.
+    x = np.array([[1.0, 2.0, 3.0], [5.0, -1.0, 0.5], [0.0, 2.0, -3.0]], np.float32)
+    columns = np.array([True, True, False])
+    ours = keras.ops.convert_to_numpy(function(x, mask=columns))
+    np.testing.assert_allclose(ours, reference(np.where(columns, x, -np.inf)), atol=1e-6)
+    rows = np.array([[True], [False], [True]])  # (3, 1): masks row 1 entirely
+    ours = keras.ops.convert_to_numpy(function(x, mask=rows))
+    np.testing.assert_allclose(ours, reference(np.where(rows, x, -np.inf)), atol=1e-6)
+
+
+@pytest.mark.parametrize("mask_shape", [(2,), (3, 2), (2, 3, 3), (4, 1)])
+def test_mask_that_does_not_broadcast_to_x_is_refused(mask_shape):
+    x = np.zeros((3, 3), np.float32)
+    with pytest.raises(ValueError, match=r"mask.*broadcastable.*mask.shape=\(.*x.shape=\(3, 3\)"):
+        stable_softmax(x, mask=np.ones(mask_shape, bool))
+    with pytest.raises(ValueError, match=r"mask.*broadcastable"):
+        log_softmax(x, mask=np.ones(mask_shape, bool))
+
+
 def test_layer_consumes_keras_mask_over_time():
     # Attention-style weights over time: padded steps (token 0) must get weight 0. The Keras mask
     # has shape (batch, time) while the scores are (batch, time, 1).
@@ -140,6 +189,37 @@ def test_layer_consumes_keras_mask_over_time():
     table = model.get_layer("scores").get_weights()[0][:, 0]
     expected = reference_softmax(np.where(x != 0, table[x], -np.inf))
     np.testing.assert_allclose(model.predict(x, verbose=0)[..., 0], expected, atol=1e-7)
+
+
+def test_layer_masks_whole_steps_with_keras_per_step_mask():
+    # Keras' automatic mask is (batch, time) for (batch, time, classes) logits: padded steps
+    # come out all zeros, the others are plain softmaxes over the classes.
+    tokens = keras.Input((4,), dtype="int32")
+    embedded = keras.layers.Embedding(10, 3, mask_zero=True)(tokens)
+    logits = keras.layers.Dense(4, name="logits")(embedded)
+    model = keras.Model(tokens, StableSoftmax()(logits))
+    x = np.array([[3, 1, 0, 0], [2, 7, 1, 8]], np.int32)
+    probs = model.predict(x, verbose=0)
+    unmasked = keras.Model(tokens, logits).predict(x, verbose=0)
+    np.testing.assert_array_equal(probs[0, 2:], 0.0)
+    np.testing.assert_allclose(probs[x != 0], reference_softmax(unmasked[x != 0]), atol=1e-6)
+
+
+def test_layer_mask_rule():
+    x = np.array([[1.0, 2.0, 3.0], [5.0, -1.0, 0.5], [0.0, 2.0, -3.0]], np.float32)
+    keep = np.array([True, True, False])
+    layer = StableSoftmax()
+    # Rank one lower: Keras' per-step mask over inputs.shape[:-1] (here: rows).
+    per_step = keras.ops.convert_to_numpy(layer(x, mask=keep))
+    np.testing.assert_allclose(per_step[:2], reference_softmax(x[:2]), atol=1e-6)
+    np.testing.assert_array_equal(per_step[2], 0.0)
+    # Same rank: NumPy broadcasting (here: columns).
+    columns = keras.ops.convert_to_numpy(layer(x, mask=keep[None, :]))
+    np.testing.assert_allclose(columns, reference_softmax(np.where(keep, x, -np.inf)), atol=1e-6)
+    with pytest.raises(ValueError, match=r"per-step mask.*mask.shape=\(2,\).*inputs.shape=\(3, 3\)"):
+        layer(x, mask=np.ones((2,), bool))
+    with pytest.raises(ValueError, match=r"mask.*broadcastable.*mask.shape=\(2, 3\)"):
+        layer(x, mask=np.ones((2, 3), bool))
 
 
 def test_gradient_matches_closed_form_jacobian():
@@ -154,7 +234,25 @@ def test_gradient_matches_closed_form_jacobian():
     np.testing.assert_allclose(jacobian, expected, atol=1e-12)
 
 
-def test_gradient_matches_finite_differences():
+@pytest.mark.parametrize("masked", [False, True])
+def test_custom_gradient_matches_finite_differences(masked):
+    # stable_softmax's gradient is the hand-written closed form (ops.custom_gradient): checked
+    # here against central differences of the forward pass, in float64, entry by entry of the
+    # full Jacobian. Masked entries must get exactly no gradient.
+    rng = np.random.default_rng(4)
+    x = tf.constant(rng.standard_normal((3, 6)) * np.array([[1.0], [4.0], [0.2]]), tf.float64)
+    mask = (rng.random((3, 6)) > 0.3) | (np.arange(6) == 0) if masked else None
+    theoretical, numerical = tf.test.compute_gradient(
+        lambda v: stable_softmax(v, mask=mask), [x], delta=1e-6
+    )
+    np.testing.assert_allclose(theoretical[0], numerical[0], atol=1e-8)
+    assert np.abs(theoretical[0]).max() > 0.05  # a real Jacobian, not zeros
+    if masked:
+        masked_inputs = ~mask.reshape(-1)
+        np.testing.assert_array_equal(theoretical[0][:, masked_inputs], 0.0)
+
+
+def test_log_softmax_gradient_matches_finite_differences():
     x = tf.constant(np.random.default_rng(4).standard_normal((2, 6)), tf.float64)
     weights = tf.constant(np.arange(12.0).reshape(2, 6), tf.float64)
 
@@ -163,6 +261,30 @@ def test_gradient_matches_finite_differences():
 
     theoretical, numerical = tf.test.compute_gradient(objective, [x])
     np.testing.assert_allclose(theoretical[0], numerical[0], atol=1e-6)
+
+
+def _xla_instructions(softmax, backward):
+    """(opcode, shape) of every instruction of the optimized XLA program, as a multiset."""
+
+    @tf.function(jit_compile=True, autograph=False)
+    def step(x, upstream):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            probs = softmax(x)
+        return tape.gradient(probs, x, output_gradients=upstream) if backward else probs
+
+    x = tf.constant(np.random.default_rng(0).standard_normal((8, 16)), tf.float32)
+    hlo = step.experimental_get_compiler_ir(x, x)(stage="optimized_hlo")
+    return collections.Counter(re.findall(r"= (\w+\[[\d,]*\])\S* (\w+)\(", hlo))
+
+
+@pytest.mark.parametrize("backward", [False, True], ids=["forward", "backward"])
+def test_compiles_to_the_same_xla_program_as_tf_nn_softmax(backward):
+    # The speed claim (benchmarks/softmax.py) checked without a clock: no extra pass over the
+    # data, forward or backward; the _keras_logits ops are pruned when no loss uses them.
+    ours = _xla_instructions(lambda v: stable_softmax(v), backward)
+    assert ours == _xla_instructions(lambda v: tf.nn.softmax(v), backward)
+    assert ours[("f32[8,16]", "fusion")] >= 1  # the pattern does see the program
 
 
 finite_rows = hnp.arrays(
