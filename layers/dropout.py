@@ -40,6 +40,10 @@ class ScaledDropout(keras.layers.Layer):
     sigmoid outputs, which are all positive, "none" shrinks the training mean by p and the
     layers after it see a different distribution at inference: use "inverted" or "inference".
 
+    Under mixed precision the noise is drawn, and the scaling applied, in float32, then the
+    output is rounded once to the compute dtype: bfloat16 noise has only 128 levels in
+    [0.5, 1), which would keep 0.594 instead of 0.6 of the units at rate 0.4.
+
     Args:
         rate: Fraction of units to drop, in [0, 1).
         scaling: One of "inverted", "none", "inference".

@@ -11,7 +11,8 @@ class LocalResponseNormalization(keras.layers.Layer):
     b_c = a_c / (bias + alpha * sum_{c' = c-r}^{c+r} a_{c'}^2) ** beta, with r = depth_radius
     and the sum clipped at the first and last channel. The defaults are the paper's
     (k=2, n=5, alpha=1e-4, beta=0.75). As in `tf.nn.local_response_normalization`, alpha
-    multiplies the plain sum (not the mean) of squares.
+    multiplies the plain sum (not the mean) of squares. Under float16 and bfloat16 the window
+    sum and the power are computed in float32 and only the output is rounded back.
 
     Args:
         depth_radius: r, half-width of the channel window (window size 2r + 1).
