@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from zoo.captioning import text
+from zoo import text
 from zoo.data import list_datasets, load_dataset
 from zoo.data.captions import read_captions_file, shapes_examples
 

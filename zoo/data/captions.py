@@ -24,7 +24,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from zoo.captioning import text
+from zoo import text
 from zoo.data.base import DatasetSplits, register_dataset
 
 TASK = "image-captioning"
@@ -135,7 +135,7 @@ def shapes_captions(num_train=3000, num_test=300, image_size=32, seed=0):
 
     Training and test images come from different random streams of the same seed. Each
     training image gives two examples (one per reference). The vocabulary is
-    `zoo.captioning.text.SHAPES_VOCABULARY`, the captioners' default, and `max_length` is 10
+    `zoo.text.SHAPES_VOCABULARY`, the captioners' default, and `max_length` is 10
     words, the longest caption.
     """
     train_images, train_refs = shapes_examples(num_train, image_size, seed=2 * seed)
