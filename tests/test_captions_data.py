@@ -80,9 +80,10 @@ def _fake_coco_as_dataset(self, split, decoders=None, read_config=None, shuffle_
     `mock_data` this function instead.
     """
     del decoders, read_config, shuffle_files
-    rng = np.random.default_rng(0 if split == "train" else 1)
+    seed = {"train": 0, "val": 1, "test": 2}[split]
+    rng = np.random.default_rng(seed)
     images, captions = [], []
-    for i in range(3):
+    for i in range(3 + seed):
         pixels = rng.integers(0, 255, size=(20 + i, 24, 3), dtype=np.uint8)
         images.append(tf.io.encode_png(pixels).numpy())
         captions.append([f"A dog number {i} runs.", "Two cats sleep", "a dog and a cat"][: i + 1])
@@ -92,19 +93,28 @@ def _fake_coco_as_dataset(self, split, decoders=None, read_config=None, shuffle_
     )
 
 
-def test_coco_captions_through_mocked_tfds():
+def test_coco_captions_through_mocked_tfds(monkeypatch):
     import tensorflow_datasets as tfds
 
+    calls, original = [], tfds.load
+    monkeypatch.setattr(tfds, "load", lambda name, **kw: calls.append(kw) or original(name, **kw))
     with tfds.testing.mock_data(as_dataset_fn=_fake_coco_as_dataset):
         splits = load_dataset("coco_captions", image_size=16, max_length=5, max_words=6)
         check_elements(splits, (16, 16, 3), steps=6)
         vocabulary = splits.model_kwargs["vocabulary"]
         assert vocabulary[:2] == ["a", "dog"] and len(vocabulary) == 6  # most frequent first
-        assert splits.num_test == 3 and len(list(splits.test)) == 3
         assert len(list(splits.train)) == 1 + 2 + 3  # one element per (image, caption)
+        # tfds' own splits: validation "val" (4 images here), test "test" (5 images).
+        assert calls[0]["split"] == ["train", "val", "test"] and calls[0]["download"] is True
+        assert splits.num_validation == 4 and len(list(splits.validation)) == 4
+        assert splits.num_test == 5 and len(list(splits.test)) == 5
+        assert len(splits.extras["validation_references"]) == 4
         assert splits.extras["test_references"][2] == [
             "A dog number 2 runs.", "Two cats sleep", "a dog and a cat"
         ]  # fmt: skip
+        validation_images = np.stack([x[0][0] for x in splits.validation.as_numpy_iterator()])
+        test_images = np.stack([x[0][0] for x in splits.test.as_numpy_iterator()])
+        assert not np.allclose(validation_images[0], test_images[0])
         assert splits.model_kwargs["input_shape"] == (16, 16, 3)
 
 
@@ -132,6 +142,8 @@ def test_caption_folder(layout, tmp_path):
         (tmp_path / "captions.txt").write_text(out.getvalue())
     splits = load_dataset("caption_folder", path=str(tmp_path), image_size=8, test_fraction=0.4)
     check_elements(splits, (8, 8, 3), steps=21)
+    oblong = load_dataset("caption_folder", path=str(tmp_path), image_size=(6, 9))
+    check_elements(oblong, (6, 9, 3), steps=21)
     assert splits.num_test == 2 and splits.num_train == 6  # 3 images x 2 captions
     assert len(splits.extras["test_references"]) == 2
     assert all(len(r) == 2 for r in splits.extras["test_references"])
@@ -151,5 +163,8 @@ def test_caption_folder_bad_input(tmp_path):
         load_dataset("caption_folder", path=str(tmp_path))
     (tmp_path / "captions.txt").write_text("x.png\ta caption\n")
     with pytest.raises(ValueError, match="No image named"):
+        load_dataset("caption_folder", path=str(tmp_path))
+    (tmp_path / "x.png").write_text("not a picture")
+    with pytest.raises(ValueError, match="x.png' is not an image"):
         load_dataset("caption_folder", path=str(tmp_path))
     assert read_captions_file(tmp_path / "captions.txt") == {"x.png": ["a caption"]}

@@ -73,9 +73,61 @@ def test_tfds_loaders_normalise_and_crop(name):
     assert ("augment" in splits.extras) == name.startswith("cifar")
 
 
-def test_tfds_loader_without_data_says_how_to_get_it(tmp_path):
-    with pytest.raises(ValueError, match="digits"):
-        load_dataset("mnist", data_dir=str(tmp_path))
+def _record_tfds_load(monkeypatch, error=None):
+    """Replace tfds.load by a recorder of its arguments (that raises `error` if given)."""
+    calls = []
+    original = tfds.load
+
+    def load(name, **kwargs):
+        calls.append({"name": name, **kwargs})
+        if error is not None:
+            raise error
+        return original(name, **kwargs)
+
+    monkeypatch.setattr(tfds, "load", load)
+    return calls
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10", "cifar100"])
+def test_tfds_image_sets_download_on_first_use_or_read_a_data_dir(name, monkeypatch, tmp_path):
+    calls = _record_tfds_load(monkeypatch)
+    with tfds.testing.mock_data(num_examples=4):
+        splits = load_dataset(name)
+        load_dataset(name, data_dir=str(tmp_path), download=False)
+    assert [(c["name"], c["download"], c["data_dir"]) for c in calls] == [
+        (name, True, None), (name, False, str(tmp_path))
+    ]
+    assert calls[0]["split"] == ["train", "test"] and calls[0]["as_supervised"]
+    classes = IMAGE_DATASETS[name][1]
+    expected = {  # tfds' names where its code has them; CIFAR-10's come with the download
+        "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                          "Shirt", "Sneaker", "Bag", "Ankle boot"],
+        "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                    "ship", "truck"],
+    }.get(name, [str(i) for i in range(classes)])
+    assert splits.extras["class_names"] == expected
+
+
+def test_tfds_set_not_prepared_and_no_download_says_how_to_prepare_it(tmp_path):
+    with pytest.raises(ValueError) as error:
+        load_dataset("mnist", data_dir=str(tmp_path), download=False)
+    message = str(error.value)
+    for part in (f"'mnist' is not prepared in {tmp_path}", "--no-download",
+                 "tfds build mnist --data_dir DIR", "--data-dir DIR"):
+        assert part in message
+
+
+def test_a_failed_download_says_what_failed_and_how_to_work_offline(monkeypatch, tmp_path, capsys):
+    failure = ConnectionError("Failed to resolve 'storage.googleapis.com'")
+    calls = _record_tfds_load(monkeypatch, error=failure)
+    with pytest.raises(ValueError) as error:
+        load_dataset("cifar10", data_dir=str(tmp_path))
+    assert calls[0]["download"] is True
+    message = str(error.value)
+    for part in ("Could not download or prepare dataset 'cifar10'",
+                 "ConnectionError: Failed to resolve", "tfds build cifar10", "--no-download"):
+        assert part in message
+    assert f"downloading and preparing 'cifar10' into {tmp_path}" in capsys.readouterr().err
 
 
 def test_cifar_augmentation_is_a_seeded_crop_of_the_padded_or_flipped_image(rng):

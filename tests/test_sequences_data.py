@@ -86,9 +86,13 @@ def test_copy_task_splits_fit_a_per_step_model():
     assert y.shape == (4, 11)
 
 
-def test_imdb_reviews_with_mocked_tfds():
+def test_imdb_reviews_with_mocked_tfds(monkeypatch, tmp_path):
+    calls, original = [], tfds.load
+    monkeypatch.setattr(tfds, "load", lambda name, **kw: calls.append(kw) or original(name, **kw))
     with tfds.testing.mock_data(num_examples=24):
         splits = load_dataset("imdb_reviews", vocab_size=50, sequence_length=16)
+        load_dataset("imdb_reviews", vocab_size=50, data_dir=str(tmp_path), download=False)
+    assert [(c["download"], c["data_dir"]) for c in calls] == [(True, None), (False, str(tmp_path))]
     vocabulary = splits.extras["vocabulary"]
     assert vocabulary[:2] == ["", "[UNK]"]  # 0 = padding, 1 = out of vocabulary
     assert splits.model_kwargs == {"vocab_size": len(vocabulary), "num_classes": 2}

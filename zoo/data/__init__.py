@@ -4,7 +4,7 @@ TensorFlow-specific code (tf.data, tfds) lives here and in `zoo.training`; model
 import this package.
 """
 
-from zoo.data import captions, images, sequences  # noqa: F401  (each registers its datasets)
+from zoo.data import captions, folders, images, sequences  # noqa: F401  (they register datasets)
 from zoo.data.base import (
     DatasetSplits,
     dataset_entry,

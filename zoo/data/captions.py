@@ -26,6 +26,8 @@ import tensorflow as tf
 
 from zoo import text
 from zoo.data.base import DatasetSplits, register_dataset
+from zoo.data.downloads import load_tfds
+from zoo.data.folders import as_pair, check_image_file
 
 TASK = "image-captioning"
 
@@ -173,10 +175,16 @@ def coco_captions(
     max_words=10000,
     vocabulary=None,
     train_split="train",
-    test_split="val",
+    validation_split="val",
+    test_split="test",
     data_dir=None,
+    download=True,
 ):
     """MS-COCO captions from tfds (`coco_captions/2014`, Karpathy and Li's splits).
+
+    tfds' own splits serve as training ("train", 82,783 images; "restval" holds 30,504 more),
+    validation ("val", 5,000: model selection) and test ("test", 5,000). Downloaded (about 38 GB)
+    into `data_dir` on first use (see `zoo.data.downloads`).
 
     Args:
         image_size: Images are resized (bilinear, aspect ratio not kept) to this square size
@@ -185,15 +193,23 @@ def coco_captions(
         max_words: Vocabulary size (most frequent training words); the rest become "[UNK]".
         vocabulary: A word list to use instead of counting the training captions (saves one
             pass over them).
-        train_split, test_split: tfds split names ("train", "restval", "val", "test", or
-            expressions like "train+restval").
+        train_split, validation_split, test_split: tfds split names ("train", "restval",
+            "val", "test", or expressions like "train+restval").
         data_dir: tfds data directory.
+        download: Download the data into `data_dir` if it is not there; False reads prepared
+            data only.
+
+    Returns:
+        `DatasetSplits` whose `validation` and `test` hold one element per image (its first
+        reference), with all references in `extras["validation_references"]` and
+        `extras["test_references"]`.
     """
     import tensorflow_datasets as tfds
 
     skip = {"image": tfds.decode.SkipDecoding()}
-    train_raw, test_raw = tfds.load(
-        "coco_captions", split=[train_split, test_split], data_dir=data_dir, decoders=skip
+    (train_raw, validation_raw, test_raw), _ = load_tfds(
+        "coco_captions", split=[train_split, validation_split, test_split], data_dir=data_dir,
+        download=download, decoders=skip,
     )
     if vocabulary is None:
         vocabulary = _coco_vocabulary(train_raw, max_words)
@@ -203,6 +219,9 @@ def coco_captions(
         decoded = tf.io.decode_image(encoded, channels=3, expand_animations=False)
         resized = tf.image.resize(tf.cast(decoded, tf.float32) / 255.0, (image_size, image_size))
         return tf.clip_by_value(resized, 0.0, 1.0)
+
+    def captioned(split):
+        return split.filter(lambda e: tf.size(e["captions"]["text"]) > 0)
 
     def pairs(example):
         captions = example["captions"]["text"]
@@ -214,14 +233,18 @@ def coco_captions(
         caption_in, caption_out, mask = tokenizer.teacher_forcing(example["captions"]["text"][:1])
         return (image(example["image"]), caption_in[0]), caption_out[0], mask[0]
 
-    test_references = [
-        [t.decode("utf-8") for t in refs]
-        for refs in test_raw.map(lambda e: e["captions"]["text"]).as_numpy_iterator()
-    ]
+    def references(split):
+        return [
+            [t.decode("utf-8") for t in refs]
+            for refs in captioned(split).map(lambda e: e["captions"]["text"]).as_numpy_iterator()
+        ]
+
+    validation_references = references(validation_raw)
+    test_references = references(test_raw)
     return DatasetSplits(
         name="coco_captions",
-        train=train_raw.filter(lambda e: tf.size(e["captions"]["text"]) > 0).flat_map(pairs),
-        test=test_raw.filter(lambda e: tf.size(e["captions"]["text"]) > 0).map(first),
+        train=captioned(train_raw).flat_map(pairs),
+        test=captioned(test_raw).map(first),
         task=TASK,
         model_kwargs={
             "vocabulary": list(vocabulary),
@@ -230,16 +253,17 @@ def coco_captions(
         },
         num_train=None,
         num_test=len(test_references),
+        validation=captioned(validation_raw).map(first),
+        num_validation=len(validation_references),
         extras={
             "tokenizer": tokenizer,
-            "test_references": [r for r in test_references if r],
+            "test_references": test_references,
+            "validation_references": validation_references,
         },
     )
 
 
 # ------------------------------------------------------------------------- directory format
-
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
 def read_captions_file(path):
@@ -325,7 +349,8 @@ def caption_folder(
         path: The folder.
         captions_file: Captions file (see `read_captions_file`); default: found in `path`.
         images_dir: Image folder; default: found in `path`.
-        image_size: Images are resized to this square size (RGB, [0, 1]).
+        image_size: Images are resized to this size (N for N x N, or (height, width); RGB,
+            [0, 1]).
         test_fraction: Fraction of the images (not captions) held out, in (0, 1).
         max_length: Most words per caption.
         max_words, min_count: Vocabulary limits (see `build_vocabulary`), from training
@@ -342,6 +367,7 @@ def caption_folder(
         raise ValueError(
             f"Argument `test_fraction` must be in (0, 1). Received: test_fraction={test_fraction}"
         )
+    size = as_pair("image_size", image_size)
     captions_file = captions_file or _find_captions_file(path)
     images_dir = images_dir or _find_images_dir(path)
     captions = read_captions_file(captions_file)
@@ -351,6 +377,8 @@ def caption_folder(
             f"No image named in {captions_file!r} is in {images_dir!r} (first names: "
             f"{list(captions)[:3]})."
         )
+    for file_name in present:  # a clear error naming the file, not one from inside tf.data
+        check_image_file(os.path.join(images_dir, file_name), argument="image")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(present))
     num_test = min(max(1, round(test_fraction * len(present))), len(present) - 1)
@@ -366,7 +394,7 @@ def caption_folder(
     def load(file_path):
         data = tf.io.read_file(file_path)
         decoded = tf.io.decode_image(data, channels=3, expand_animations=False)
-        resized = tf.image.resize(tf.cast(decoded, tf.float32) / 255.0, (image_size, image_size))
+        resized = tf.image.resize(tf.cast(decoded, tf.float32) / 255.0, size)
         return tf.clip_by_value(resized, 0.0, 1.0)
 
     def dataset(files, all_references):
@@ -388,7 +416,7 @@ def caption_folder(
         task=TASK,
         model_kwargs={
             "vocabulary": vocabulary,
-            "input_shape": (image_size, image_size, 3),
+            "input_shape": (*size, 3),
             "max_length": max_length,
         },
         num_train=num_train,

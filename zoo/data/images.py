@@ -1,4 +1,5 @@
-"""Image-classification datasets: scikit-learn's bundled digits (offline) and tfds sets.
+"""Image-classification datasets: scikit-learn's bundled digits (offline) and tfds sets
+(downloaded on first use, see `zoo.data.downloads`); your own folders are in `zoo.data.folders`.
 
 Every loader returns `DatasetSplits` of unbatched `(image, label)` pairs, images float32
 `(height, width, channels)` normalised to zero mean and unit variance per channel, labels
@@ -20,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.data.base import DatasetSplits, register_dataset, tfds_num_examples
+from zoo.data.downloads import load_tfds
 
 # name -> (native shape, classes, per-channel mean, per-channel std) in [0, 1] pixel units.
 # MNIST / Fashion-MNIST / CIFAR statistics are the commonly used training-set values.
@@ -30,6 +32,22 @@ IMAGE_DATASETS = {
     "cifar10": ((32, 32, 3), 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((32, 32, 3), 100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
+
+
+# Class names that tfds knows only once the data is prepared (CIFAR's come with the download).
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck")
+
+
+def class_names(name, info=None):
+    """The class names of an image dataset, label order: from tfds' `info` when it has real
+    names, else the known ones (digits; CIFAR-10), else the label numbers as strings."""
+    classes = IMAGE_DATASETS[name][1]
+    numbers = [str(i) for i in range(classes)]
+    names = list(info.features["label"].names) if info is not None else numbers
+    if names != numbers:
+        return names
+    return list(CIFAR10_CLASSES) if name == "cifar10" else numbers
 
 
 def output_shape(name, crop_border=0, min_image_size=None):
@@ -124,7 +142,7 @@ def load_digits_dataset(crop_border=0, min_image_size=None, split_seed=0):
         model_kwargs={"input_shape": shape, "classes": 10},
         num_train=len(y_train),
         num_test=len(y_test),
-        extras={"mean": (mean,), "std": (std,)},
+        extras={"mean": (mean,), "std": (std,), "class_names": class_names("digits")},
     )
 
 
@@ -151,26 +169,12 @@ def cifar_augment(image, seed):
 
 
 def _tfds_loader(name, augment=None):
-    def load(crop_border=0, min_image_size=None, data_dir=None, download=False):
-        import tensorflow_datasets as tfds
-
+    def load(crop_border=0, min_image_size=None, data_dir=None, download=True):
         _, classes, mean, std = IMAGE_DATASETS[name]
-        try:
-            (train, test), info = tfds.load(
-                name,
-                split=["train", "test"],
-                as_supervised=True,
-                with_info=True,
-                data_dir=data_dir,
-                download=download,
-            )
-        except (AssertionError, OSError, tfds.core.registered.DatasetNotFoundError) as error:
-            raise ValueError(
-                f"Dataset {name!r} is not available locally ({type(error).__name__}: {error}). "
-                f"Download it once with `python -c \"import tensorflow_datasets as tfds; "
-                f"tfds.load('{name}')\"` (or pass download=True), or use the offline "
-                f"dataset 'digits'."
-            ) from error
+        (train, test), info = load_tfds(
+            name, split=["train", "test"], data_dir=data_dir, download=download,
+            as_supervised=True,
+        )
         preprocess, shape = _preprocess_fn(name, crop_border, min_image_size, mean, std)
 
         def prepare(image, label):
@@ -180,7 +184,7 @@ def _tfds_loader(name, augment=None):
         options.deterministic = True
         train = train.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).with_options(options)
         test = test.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).with_options(options)
-        extras = {"mean": mean, "std": std}
+        extras = {"mean": mean, "std": std, "class_names": class_names(name, info)}
         if augment is not None:
             extras["augment"] = augment
         return DatasetSplits(
@@ -197,7 +201,8 @@ def _tfds_loader(name, augment=None):
     load.__name__ = f"load_{name}"
     load.__doc__ = (
         f"tfds {name!r}: crop the border, resize up to `min_image_size`, normalise.\n\n"
-        "Needs the data prepared by tfds (a one-time download) unless `download=True`."
+        "Downloaded into `data_dir` on first use; `download=False` reads prepared data only "
+        "(see `zoo.data.downloads`)."
     )
     return load
 
@@ -205,8 +210,9 @@ def _tfds_loader(name, augment=None):
 _SUMMARIES = {
     "mnist": "MNIST handwritten digits, 28x28 grey (60k/10k; tfds, downloads once)",
     "fashion_mnist": "Fashion-MNIST clothing, 28x28 grey (60k/10k; tfds, downloads once)",
-    "cifar10": "CIFAR-10, 32x32 colour, 10 classes; crop + flip augmentation (tfds)",
-    "cifar100": "CIFAR-100, 32x32 colour, 100 classes; crop + flip augmentation (tfds)",
+    "cifar10": "CIFAR-10, 32x32 colour, 10 classes; crop + flip augmentation (tfds, downloads once)",
+    "cifar100": "CIFAR-100, 32x32 colour, 100 classes; crop + flip augmentation (tfds, downloads "
+    "once)",
 }
 for _name, _summary in _SUMMARIES.items():
     register_dataset(_name, task="image-classification", summary=_summary, offline=False)(

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.data.base import DatasetSplits, register_dataset, tfds_num_examples
+from zoo.data.downloads import load_tfds
 
 CORPUS_DIR = os.path.join(os.path.dirname(__file__), "corpus")
 TINY_CORPUS_PATH = os.path.join(CORPUS_DIR, "tiny_corpus.txt")
@@ -220,7 +221,8 @@ def imdb_reviews(
         sequence_length: Number of ids per review.
         data_dir: tfds data directory (default: tfds' own).
         adapt_examples: Number of training reviews the vocabulary is built from.
-        download: Let tfds download the data if it is not in `data_dir`.
+        download: Download the data into `data_dir` if it is not there (see
+            `zoo.data.downloads`); False reads prepared data only.
 
     Returns:
         `DatasetSplits` with elements `(ids (sequence_length,) int32, label () int64)`,
@@ -228,16 +230,14 @@ def imdb_reviews(
         in `extras["vocabulary"]`.
     """
     import keras
-    import tensorflow_datasets as tfds
 
     _check_positive_int("vocab_size", vocab_size, minimum=3)
     _check_positive_int("sequence_length", sequence_length)
     _check_positive_int("adapt_examples", adapt_examples)
-    (train, test), info = tfds.load(
+    (train, test), info = load_tfds(
         "imdb_reviews",
         split=["train", "test"],
         as_supervised=True,
-        with_info=True,
         data_dir=data_dir,
         download=download,
     )
