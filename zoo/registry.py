@@ -281,3 +281,6 @@ def update_readme(path="README.md"):
         with open(path, "w", encoding="utf-8") as f:
             f.write(new)
     return new != text
+    if name not in _REGISTRY:
+        _register_builtin_models()
+    _register_builtin_models()

@@ -1,0 +1,83 @@
+"""The `zoo` command: list, info, train, evaluate, predict, generate, caption, export.
+
+    zoo train                                   # LeNet-5 on the bundled digits, every device
+    zoo train --model vgg11 --dataset cifar10 --small --epochs 5
+    zoo train --dataset image_folder --data-path my_photos
+    zoo predict photo.jpg --model runs/lenet5-image_folder
+    zoo evaluate runs/lenet5-digits
+    python -m zoo list
+
+The package only parses arguments and calls `zoo.training`. `zoo --help` and `zoo --version`
+answer without importing TensorFlow; every other command imports it quietly
+(`zoo.cli.quiet`) after the arguments are read, so that `--cpu-replicas` can split the CPU
+before TensorFlow initialises. Mistakes are one line on stderr and exit status 2, never a
+traceback (`ZOO_DEBUG=1` shows tracebacks of unexpected errors).
+"""
+
+import os
+import sys
+
+from zoo.cli.parser import build_parser
+
+__all__ = ["build_parser", "main"]
+
+
+def _error(message, status):
+    print(f"zoo: error: {message}", file=sys.stderr)
+    return status
+
+
+def _unexpected(error):
+    """A one-line report of an error nobody anticipated (a TensorFlow op failing on data it
+    did not expect, ...), or None to let it propagate (`ZOO_DEBUG=1`)."""
+    if os.environ.get("ZOO_DEBUG"):
+        return None
+    tensorflow = sys.modules.get("tensorflow")
+    if tensorflow is not None and isinstance(error, tensorflow.errors.OpError):
+        # TensorFlow's messages go on with the whole graph; the first line says what failed.
+        first = (error.message.strip().splitlines() or [""])[0][:300]
+        return _error(f"TensorFlow failed: {first} (ZOO_DEBUG=1 shows the traceback)", 1)
+    return None
+
+
+def main(argv=None):
+    """Entry point of the `zoo` command. Returns the exit status (0 on success)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.command == "train" and args.batch_size < 1:
+        parser.error(f"argument --batch-size: must be >= 1, got {args.batch_size}")
+
+    from zoo.cli import quiet
+
+    quiet.import_tensorflow()
+    if args.command == "train" and args.cpu_replicas:
+        # Before anything touches TensorFlow's runtime: logical devices cannot be added later.
+        from zoo.training.strategy import configure_cpu_replicas
+
+        try:
+            configure_cpu_replicas(args.cpu_replicas)
+        except ValueError as error:
+            return _error(error, 2)
+
+    from zoo.cli import commands
+
+    try:
+        return commands.COMMANDS[args.command](args)
+    except ValueError as error:
+        return _error(error, 2)
+    except KeyboardInterrupt:
+        print("zoo: interrupted; rerun the same command to resume from the last epoch.",
+              file=sys.stderr)
+        return 130
+    except Exception as error:
+        from zoo.training import TrainingDiverged
+
+        if isinstance(error, TrainingDiverged):
+            return _error(error, 1)
+        status = _unexpected(error)
+        if status is None:
+            raise
+        return status

@@ -1,0 +1,267 @@
+"""What each `zoo` command does. The commands only parse what they were given and call
+`zoo.training` (and the registries); TensorFlow is imported by `zoo.cli.main` first."""
+
+import inspect
+import os
+import sys
+
+from zoo.cli.parser import data_kwargs
+
+
+def _print_table(rows):
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        if index == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def format_shape(shape):
+    """An input shape for people: (None, 2) -> "Tx2" (T: any sequence length), None -> "-"."""
+    if not shape:
+        return "-"
+    return "x".join("T" if d is None else str(d) for d in shape)
+
+
+def list_command(args):
+    from zoo import registry
+    from zoo.data import base as data_base
+
+    rows = [("model", "task", "paper", "input", "params", "default dataset")]
+    for name in registry.list_models(args.pattern, task=args.task):
+        info = registry.model_info(name)
+        params = f"{info.params:,}" if info.params is not None else "-"
+        rows.append((name, info.task, f"{info.paper.authors} {info.paper.year}",
+                     format_shape(info.default_input_shape), params, info.default_dataset or "-"))
+    _print_table(rows)
+    print()
+    rows = [("dataset", "task", "offline", "summary")]
+    for name in data_base.list_datasets(task=args.task):
+        entry = data_base.dataset_entry(name)
+        rows.append((name, entry.task, "yes" if entry.offline else "no", entry.summary))
+    _print_table(rows)
+    return 0
+
+
+def describe_recipe(recipe):
+    """One line: how `zoo train` trains a model by default."""
+    parts = [f"{recipe.optimizer}, lr {recipe.lr:g} per batch of {recipe.reference_batch}",
+             f"batch {recipe.batch_size} per replica", f"{recipe.schedule} schedule",
+             f"{recipe.epochs} epochs"]
+    if recipe.momentum:
+        parts.append(f"momentum {recipe.momentum:g}" + (" (Nesterov)" if recipe.nesterov else ""))
+    for label, value in (("weight decay", recipe.weight_decay),
+                         ("warm-up epochs", recipe.warmup_epochs),
+                         ("label smoothing", recipe.label_smoothing),
+                         ("gradient clipping at norm", recipe.clip_norm)):
+        if value:
+            parts.append(f"{label} {value:g}")
+    if recipe.schedule == "step":
+        parts.append(f"x{recipe.decay_factor:g} at {', '.join(f'{m:g}' for m in recipe.milestones)}"
+                     " of training")
+    if not recipe.augment:
+        parts.append("no augmentation")
+    return ", ".join(parts)
+
+
+def _loader_options(loader):
+    options = []
+    for name, parameter in inspect.signature(loader).parameters.items():
+        if parameter.default is inspect.Parameter.empty:
+            options.append(f"{name} (required)")
+        else:
+            options.append(f"{name}={parameter.default!r}")
+    return ", ".join(options) or "none"
+
+
+def info_command(args):
+    from zoo import registry
+    from zoo.data import base as data_base
+
+    if args.name in data_base.list_datasets():
+        entry = data_base.dataset_entry(args.name)
+        print(f"{entry.name}: {entry.summary}\n  task: {entry.task}\n  offline: {entry.offline}\n"
+              f"  options (--data-option KEY=VALUE): {_loader_options(entry.loader)}")
+        return 0
+    info = registry.model_info(args.name)
+    print(f"{info.name}: {info.summary}")
+    for label, value in (
+        ("task", info.task),
+        ("family", info.family),
+        ("paper", f"{info.paper} {info.paper.url}"),
+        ("default input", format_shape(info.default_input_shape)),
+        ("minimum input", info.min_input_shape),
+        ("parameters", f"{info.params:,}" if info.params is not None else "-"),
+        ("default dataset", info.default_dataset),
+        ("small config", info.small_config),
+        ("ImageNet weights", "yes" if info.imagenet_weights else "no"),
+        ("recipe", describe_recipe(info.recipe)),
+        ("paper's setting", info.recipe.paper_setting),
+        ("adaptation", info.recipe.adaptation),
+    ):
+        if value not in ("", None):
+            print(f"  {label}: {value}")
+    doc = (info.builder.__doc__ or "").strip().splitlines()
+    if doc:
+        print(f"  {doc[0]}")
+    return 0
+
+
+def train_command(args):
+    from zoo.training import TrainConfig, train
+
+    loader_options = data_kwargs(args)
+    missing = _missing_loader_options(args.dataset, loader_options) if args.dataset else []
+    if missing:
+        flag = "--data-path PATH" if missing[0] == "path" else f"--data-option {missing[0]}=..."
+        raise ValueError(f"Dataset {args.dataset!r} needs {missing[0]}: pass {flag}.")
+    config = TrainConfig(
+        model=args.model,
+        dataset=args.dataset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        lr_scaling=args.lr_scaling,
+        warmup_epochs=args.warmup_epochs,
+        schedule=args.schedule,
+        optimizer=args.optimizer,
+        mixed_precision=args.mixed_precision,
+        jit_compile=args.jit_compile,
+        devices=args.devices,
+        cpu_replicas=args.cpu_replicas,
+        crop_border=args.crop_border,
+        batch_size_ramp=args.batch_size_ramp,
+        seed=args.seed,
+        out=args.out,
+        clip_norm=args.clip_norm,
+        early_stopping=args.early_stopping,
+        save_best=not args.no_best,
+        terminate_on_nan=not args.keep_going_on_nan,
+        small=args.small,
+        restart=args.restart,
+        verbose=1 if args.quiet else 2,
+        dataset_kwargs=loader_options,
+    )
+    train(config)
+    return 0
+
+
+def _check_dataset_fits(saved, dataset):
+    """A one-line error when the run's model is for another task than `dataset`."""
+    from zoo import registry
+    from zoo.data import base as data_base
+
+    entry = data_base.dataset_entry(dataset)
+    model_name = saved.record.get("model")
+    task = saved.record.get("data", {}).get("task")
+    if task is None and model_name:
+        task = registry.model_info(model_name).task
+    if task is not None and task != entry.task:
+        options = ", ".join(data_base.list_datasets(task=task))
+        raise ValueError(
+            f"The model of {saved.run_dir!r} ({model_name or 'a'} {task} model) cannot be "
+            f"evaluated on {dataset!r}, a {entry.task} dataset. Use one of the {task} datasets "
+            f"({options})."
+        )
+
+
+def _missing_loader_options(dataset, options):
+    """The loader arguments of `dataset` without a default that `options` does not give."""
+    from zoo.data import base as data_base
+
+    loader = data_base.dataset_entry(dataset).loader
+    return [name for name, parameter in inspect.signature(loader).parameters.items()
+            if parameter.default is inspect.Parameter.empty and name not in (options or {})]
+
+
+def _check_loader_options(dataset, options, path):
+    """A one-line error when the dataset's loader needs an argument nobody gives it."""
+    missing = _missing_loader_options(dataset, options)
+    if missing:
+        raise ValueError(
+            f"Dataset {dataset!r} needs {missing[0]}=..., which only a run's record gives: "
+            f"evaluate the run directory that holds {path!r} (zoo evaluate RUN)."
+        )
+
+
+def evaluate_command(args):
+    from zoo.training import evaluate_saved_model
+    from zoo.training.predict import find_saved_model
+
+    saved = find_saved_model(args.path, argument="PATH")
+    dataset = args.dataset or saved.record.get("dataset")
+    if dataset is None:
+        raise ValueError(
+            f"PATH {args.path!r} has no run record beside it (config.json): pass --dataset, the "
+            "dataset the model was trained on."
+        )
+    _check_dataset_fits(saved, dataset)
+    if saved.run_dir and os.path.samefile(saved.model_file, os.path.join(saved.run_dir,
+                                                                          "model.keras")):
+        # The run's own model: the engine reads everything else from the run's record.
+        target, options = saved.run_dir, {}
+    else:  # best.keras, or a file without a run: what the record says, passed explicitly
+        target, options = saved.model_file, {"outputs": saved.record.get("outputs")}
+        loader_options = saved.record.get("dataset_kwargs") if dataset == saved.record.get(
+            "dataset") else None
+        if "dataset_kwargs" in inspect.signature(evaluate_saved_model).parameters:
+            options["dataset_kwargs"] = loader_options
+        else:  # TODO(engine): evaluate_saved_model(..., dataset_kwargs=) for a file of a run
+            loader_options = None
+        _check_loader_options(dataset, loader_options, args.path)
+    crop_border = args.crop_border or saved.record.get("crop_border", 0)
+    metrics, name = evaluate_saved_model(target, dataset,
+                                         batch_size=args.batch_size, crop_border=crop_border,
+                                         **options)
+    print(f"{name} test: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    return 0
+
+
+def predict_command(args):
+    from zoo.training.predict import predict_images
+
+    results = predict_images(args.images, args.model, top=args.top, dataset=args.dataset,
+                             data_kwargs=data_kwargs(args) or None, batch_size=args.batch_size)
+    for path, classes in zip(args.images, results):
+        print(f"{path}: " + ", ".join(f"{name} {probability:.3f}"
+                                      for name, probability in classes))
+    return 0
+
+
+def generate_command(args):
+    from zoo.training.predict import generate_text
+
+    text = generate_text(args.model, args.prompt, length=args.length,
+                         temperature=args.temperature, seed=args.seed)
+    sys.stdout.write(args.prompt + text + "\n")
+    return 0
+
+
+def caption_command(args):
+    from zoo.training.predict import caption_images
+
+    captions = caption_images(args.images, args.model, beam_width=args.beam_width,
+                              batch_size=args.batch_size)
+    for path, text in zip(args.images, captions):
+        print(f"{path}: {text}")
+    return 0
+
+
+def export_command(args):
+    from zoo.training.export import export_model
+
+    path = export_model(args.path, args.format, out=args.out)
+    print(f"exported {args.path} as {args.format}: {path}")
+    return 0
+
+
+COMMANDS = {
+    "list": list_command,
+    "info": info_command,
+    "train": train_command,
+    "evaluate": evaluate_command,
+    "predict": predict_command,
+    "generate": generate_command,
+    "caption": caption_command,
+    "export": export_command,
+}
