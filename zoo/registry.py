@@ -214,7 +214,17 @@ def register_model(
     return decorator
 
 
+def _register_builtin_models():
+    """Import the zoo's model families, which register their models on import (`import zoo`
+    is lazy, so a caller that reaches the registry first would otherwise find it empty)."""
+    import zoo
+
+    zoo.load_families()
+
+
 def _lookup(name):
+    if name not in _REGISTRY:
+        _register_builtin_models()
     if name in _REGISTRY:
         return _REGISTRY[name]
     raise unknown_name_error("model", name, _REGISTRY)
@@ -229,6 +239,7 @@ def list_models(pattern=None, task=None):
     """
     if task is not None:
         check_choice("task", task, TASKS)
+    _register_builtin_models()
     names = sorted(_REGISTRY)
     if pattern is not None:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
@@ -281,6 +292,3 @@ def update_readme(path="README.md"):
         with open(path, "w", encoding="utf-8") as f:
             f.write(new)
     return new != text
-    if name not in _REGISTRY:
-        _register_builtin_models()
-    _register_builtin_models()
