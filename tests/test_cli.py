@@ -4,6 +4,7 @@ and clear errors for bad input."""
 import csv
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -349,3 +350,37 @@ def test_your_own_image_folder_trains_predicts_and_evaluates(tmp_path, capsys):
     status, _, err = _run(["evaluate", run, "--dataset", "adding_problem"], capsys)
     assert status == 2 and len(err.strip().splitlines()) == 1
     assert "lenet5 image-classification model) cannot be evaluated on 'adding_problem'" in err
+    bare = str(tmp_path / "bare.keras")  # no record to consult: TensorFlow finds the misfit
+    shutil.copy(os.path.join(run, "model.keras"), bare)
+    status, _, err = _run(["evaluate", bare, "--dataset", "adding_problem"], capsys)
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert f"The model '{bare}' does not fit the data of 'adding_problem'" in err
+    assert "expected shape=(None, 28, 28, 3)" in err
+
+
+def test_the_lazy_package_still_offers_every_model():
+    script = (
+        "import sys\n"
+        "import zoo\n"
+        "assert 'zoo.cnn' not in sys.modules and 'tensorflow' not in sys.modules\n"
+        "from zoo import registry\n"
+        "assert registry.model_info('lenet5').task == 'image-classification'  # registers all\n"
+        "from zoo import vgg16, char_lm, show_and_tell, list_models\n"
+        "names = set(zoo.__all__)\n"
+        "for family in (zoo.cnn, zoo.rnn, zoo.captioning):\n"
+        "    assert set(family.__all__) <= names and set(family.__all__) <= set(dir(zoo))\n"
+        "    assert all(getattr(zoo, n) is getattr(family, n) for n in family.__all__)\n"
+        "assert {'create_model', 'list_models', 'model_info', 'Recipe'} <= names\n"
+        "assert zoo.list_models() == registry.list_models() and 'vgg16' in list_models()\n"
+        "namespace = {}\n"
+        "exec('from zoo import *', namespace)\n"
+        "assert namespace['vgg16'] is vgg16\n"
+        "try:\n"
+        "    zoo.no_such_model\n"
+        "except AttributeError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run([PYTHON, "-c", script], cwd=ROOT, env=_env(), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "module 'zoo' has no attribute 'no_such_model'"

@@ -27,6 +27,15 @@ def _error(message, status):
     return status
 
 
+def one_line(error):
+    """An error's message; for one raised inside a `tf.function`, which starts with the traced
+    code ("in user code: ..."), only its last line, the error itself."""
+    text = str(error).strip()
+    if "in user code:" in text:
+        text = text.splitlines()[-1].strip()
+    return text
+
+
 def _unexpected(error):
     """A one-line report of an error nobody anticipated (a TensorFlow op failing on data it
     did not expect, ...), or None to let it propagate (`ZOO_DEBUG=1`)."""
@@ -67,7 +76,7 @@ def main(argv=None):
     try:
         return commands.COMMANDS[args.command](args)
     except ValueError as error:
-        return _error(error, 2)
+        return _error(one_line(error), 2)
     except KeyboardInterrupt:
         print("zoo: interrupted; rerun the same command to resume from the last epoch.",
               file=sys.stderr)

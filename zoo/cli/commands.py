@@ -210,9 +210,17 @@ def evaluate_command(args):
             loader_options = None
         _check_loader_options(dataset, loader_options, args.path)
     crop_border = args.crop_border or saved.record.get("crop_border", 0)
-    metrics, name = evaluate_saved_model(target, dataset,
-                                         batch_size=args.batch_size, crop_border=crop_border,
-                                         **options)
+    try:
+        metrics, name = evaluate_saved_model(target, dataset, batch_size=args.batch_size,
+                                             crop_border=crop_border, **options)
+    except ValueError as error:
+        if "in user code:" not in str(error):
+            raise
+        # Raised while tracing the model on the data: they do not fit (e.g. an image model on
+        # sequences); the last line of TensorFlow's report says how.
+        reason = str(error).strip().splitlines()[-1].strip()
+        raise ValueError(f"The model {args.path!r} does not fit the data of {dataset!r}: "
+                         f"{reason}") from None
     print(f"{name} test: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     return 0
 
