@@ -214,6 +214,66 @@ def register_model(
     return decorator
 
 
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One row of a family's variant table (timm's `default_cfgs`): what the registry needs to
+    know about one model that its family does not share.
+
+    A family file holds `VARIANTS = {"vgg16": Variant(...), ...}`, one private builder, and one
+    short public function per variant, registered with `register_variant(VARIANTS, ...)`.
+
+    Attributes:
+        summary: One line: what is distinctive about it.
+        params: `count_params()` at the default configuration, checked by the tests.
+        recipe: How `zoo train` trains it.
+        imagenet_weights: Whether `weights="imagenet"` is available.
+        small_config: Keyword arguments for a small, fast instance; None: the family's.
+        spec: The architecture row the family's builder reads (e.g. convolutions per block).
+        paper: The variant's own paper where it is not the family's (ZFNet in the AlexNet
+            family); None: the family's.
+        min_input_shape: The variant's own smallest input; None: the family's.
+        default_input_shape: The variant's own default input; None: the family's.
+    """
+
+    summary: str
+    params: int
+    recipe: Recipe = DEFAULT_RECIPE
+    imagenet_weights: bool = False
+    small_config: dict | None = None
+    spec: object = None
+    paper: Paper | None = None
+    min_input_shape: tuple | None = None
+    default_input_shape: tuple | None = None
+
+
+def register_variant(table, **family):
+    """Decorator: register a variant function with its row of `table` (keyed by the function's
+    name) and the arguments its family shares (task, paper, shapes, default dataset,
+    small_config).
+
+        @register_variant(VARIANTS, task="image-classification", paper=VGG_PAPER, ...)
+        def vgg16(**kwargs):
+            '''VGG-16 (configuration D) of Simonyan & Zisserman 2014.'''
+            return _vgg("vgg16", **kwargs)
+    """
+
+    def decorator(fn):
+        row = table[fn.__name__]
+        arguments = dict(family)
+        for own in ("small_config", "paper", "min_input_shape", "default_input_shape"):
+            if getattr(row, own) is not None:
+                arguments[own] = getattr(row, own)
+        return register_model(
+            summary=row.summary,
+            params=row.params,
+            recipe=row.recipe,
+            imagenet_weights=row.imagenet_weights,
+            **arguments,
+        )(fn)
+
+    return decorator
+
+
 def _register_builtin_models():
     """Import the zoo's model families, which register their models on import (`import zoo`
     is lazy, so a caller that reaches the registry first would otherwise find it empty)."""

@@ -10,6 +10,7 @@ instead of keeping their own copies.
     check_number("lr", lr, low=0, low_inclusive=False)
     check_rate("dropout", rate)                    # number in [0, 1)
     check_choice("cell", cell, ("rnn", "lstm", "gru"))   # with "Did you mean ...?"
+    check_bool("bidirectional", bidirectional)     # True or False, not 1 or "yes"
 
 `layers/` keeps its own checks: it imports Keras only, never zoo.
 """
@@ -77,6 +78,17 @@ def check_number(
             allowed += " or None"
         raise ValueError(f"Argument `{name}` must be {allowed}. Received: {name}={value!r}")
     return number
+
+
+def check_bool(name, value):
+    """`value` must be True or False (not 1, "yes" or None: those are usually a mix-up).
+
+    Returns:
+        The value.
+    """
+    if not isinstance(value, bool):
+        raise ValueError(f"Argument `{name}` must be True or False. Received: {name}={value!r}")
+    return value
 
 
 def check_rate(name, value):

@@ -10,6 +10,7 @@ import keras
 import layers as zoo_layers
 from zoo.cnn import common
 from zoo.registry import Paper, register_model
+from zoo.validation import check_bool
 
 GOOGLENET_PAPER = Paper(
     authors="Szegedy, Liu, Jia, Sermanet, Reed, Anguelov, Erhan, Vanhoucke & Rabinovich",
@@ -38,8 +39,26 @@ AUX_MIN_SIZE = 65
 AUX_DROPOUT_RATE = 0.7
 
 
+GOOGLENET_RECIPE = common.sgd_recipe(
+    weight_decay=2e-4,
+    paper_setting=(
+        "asynchronous SGD, momentum 0.9, lr decreased by 4% every 8 epochs, Polyak averaging "
+        "of the weights for the final model; auxiliary losses weighted 0.3; crops of 8-100% "
+        "of the image area with aspect ratios 3/4-4/3, photometric distortions (initial lr "
+        "and weight decay not stated; Caffe's reference: lr 0.01, weight decay 2e-4)"
+    ),
+    adaptation=(
+        "approximate: synchronous SGD, 1 warm-up epoch and steps at 50% and 75% of a 10-epoch "
+        "run (a 4% decay every 8 epochs is a constant rate over 10), no Polyak averaging and "
+        "no auxiliary classifiers"
+    ),
+)
+
+
 def _conv(x, filters, kernel_size, activation, name, strides=1):
-    x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same", name=name)(x)
+    x = common.conv2d(
+        filters, kernel_size, strides=strides, padding="same", init_mode="fan_in", name=name
+    )(x)
     return zoo_layers.activation_layer(activation, name=f"{name}_act")(x)
 
 
@@ -63,17 +82,12 @@ def _auxiliary(x, classes, classifier_activation, activation, dropout_scaling, n
     x = keras.layers.AveragePooling2D(5, strides=3, name=f"{name}_pool")(x)
     x = _conv(x, 128, 1, activation, f"{name}_conv")
     x = keras.layers.Flatten(name=f"{name}_flatten")(x)
-    x = keras.layers.Dense(1024, name=f"{name}_fc")(x)
-    x = zoo_layers.activation_layer(activation, name=f"{name}_fc_act")(x)
-    x = common.dropout(x, AUX_DROPOUT_RATE, dropout_scaling, name=f"{name}_dropout")
-    x = keras.layers.Dense(classes, name=f"{name}_logits")(x)
-    if classifier_activation is None:
-        return x
-    if classifier_activation == "softmax":
-        return zoo_layers.StableSoftmax(dtype="float32", name=f"{name}_predictions")(x)
-    return keras.layers.Activation(
-        classifier_activation, dtype="float32", name=f"{name}_predictions"
-    )(x)
+    x = common.fully_connected(
+        x, 1024, activation, (AUX_DROPOUT_RATE, dropout_scaling), name=f"{name}_fc"
+    )
+    return common.classifier_output(
+        x, classes, classifier_activation, name=f"{name}_predictions", logits_name=f"{name}_logits"
+    )
 
 
 @register_model(
@@ -85,6 +99,7 @@ def _auxiliary(x, classes, classifier_activation, activation, dropout_scaling, n
     params=6_998_552,
     small_config={"input_shape": (32, 32, 3), "classes": 10},
     default_dataset="cifar10",
+    recipe=GOOGLENET_RECIPE,
 )
 def googlenet(
     include_top=True,
@@ -124,6 +139,11 @@ def googlenet(
 
     All convolutions use "same" padding, so every size from 32x32 (a 1x1 final map) up works.
 
+    Initialisation: the paper does not state it (its networks were trained with DistBelief);
+    convolutions use He et al.'s N(0, 2 / fan_in), which keeps the activations' scale through
+    the 1x1 reductions of 22 layers without batch norm (fan-out scaling, torchvision's choice
+    for its batch-norm GoogLeNet, inflates it there), the classifier N(0, 0.01), zero biases.
+
     Args:
         include_top: Include global pooling, dropout and the classifier.
         weights: None or the path to a `.weights.h5` file.
@@ -148,17 +168,17 @@ def googlenet(
         ValueError: for an input below 32x32 (65x65 with auxiliary classifiers),
             `classes < 1`, `weights="imagenet"`, or any other invalid argument.
     """
-    common.check_classes(classes)
-    common.check_pooling(pooling)
-    common.check_activation(activation)
-    common.check_classifier_activation(classifier_activation)
-    common.check_dropout(dropout_rate, dropout_scaling)
-    common.check_weights(weights, include_top=include_top, classes=classes, model_name=name)
-    if not isinstance(auxiliary_classifiers, bool):
-        raise ValueError(
-            "Argument `auxiliary_classifiers` must be True or False. "
-            f"Received: auxiliary_classifiers={auxiliary_classifiers!r}"
-        )
+    common.check_arguments(
+        "googlenet",
+        include_top=include_top,
+        weights=weights,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        activation=activation,
+        dropout=(dropout_rate, dropout_scaling),
+    )
+    check_bool("auxiliary_classifiers", auxiliary_classifiers)
     if auxiliary_classifiers and not include_top:
         raise ValueError(
             "Argument `auxiliary_classifiers=True` needs include_top=True (they are "

@@ -11,14 +11,26 @@ then `conv{stage}_block{block}_{index}_conv/_bn/_relu`, `..._0_conv` for project
 
 Stage names for `zoo.features`: `stage1` is the stem output (`conv1_relu`, stride 2); `stage2`
 ... `stage5` are the outputs of conv2 ... conv5 (strides 4, 8, 16, 32).
+
+Initialisation as He et al. 2015 and torchvision: convolution kernels from N(0, 2 / fan_out)
+("kaiming_normal_, mode='fan_out'"), BatchNorm gamma 1 and beta 0, the classifier from
+N(0, 0.01); `zero_init_residual=True` starts the last BatchNorm gamma of every residual branch
+at 0, so that each block begins as the identity (Goyal et al. 2017, section 5.1; torchvision's
+option of the same name).
+
+Every variant is one short public function over the private builder `_resnet`, which
+documents the arguments; `VARIANTS` holds what differs.
 """
+
+import typing
 
 import keras
 
 import layers as zoo_layers
 from zoo import weights as zoo_weights
 from zoo.cnn import common
-from zoo.registry import Paper, register_model
+from zoo.registry import Paper, Variant, register_variant
+from zoo.validation import check_bool
 
 RESNET_PAPER = Paper(
     authors="He, Zhang, Ren & Sun",
@@ -27,41 +39,118 @@ RESNET_PAPER = Paper(
     url="https://arxiv.org/abs/1512.03385",
 )
 
-# depth name -> (block type, blocks in conv2..conv5). Filters per stage: 64, 128, 256, 512
-# (bottleneck blocks output 4x that).
-RESNET_SPECS = {
-    "resnet18": ("basic", (2, 2, 2, 2)),
-    "resnet34": ("basic", (3, 4, 6, 3)),
-    "resnet50": ("bottleneck", (3, 4, 6, 3)),
-    "resnet101": ("bottleneck", (3, 4, 23, 3)),
-    "resnet152": ("bottleneck", (3, 8, 36, 3)),
-}
-STAGE_FILTERS = (64, 128, 256, 512)
+STAGE_FILTERS = (64, 128, 256, 512)  # bottleneck blocks output 4x that
 DEFAULT_SHAPE = (224, 224, 3)
 MIN_SHAPE = (32, 32, 3)
 SMALL_CONFIG = {"input_shape": (32, 32, 3), "classes": 10}
 BN_EPSILON = 1.001e-5  # keras.applications' value
+# torchvision's running-average momentum 0.1, which is Keras' 0.9. Keras' default 0.99 (and
+# keras.applications') needs ~500 steps to forget the initial statistics: after 10 epochs of
+# the digits (450 steps) resnet18 trained to 88% but tested at chance with it.
+BN_MOMENTUM = 0.9
+
+RESNET_RECIPE = common.sgd_recipe(
+    lr=0.1,
+    reference_batch=256,
+    weight_decay=1e-4,
+    paper_setting=(
+        "SGD, batch 256, lr 0.1 divided by 10 when the error plateaus (about epochs 30 and "
+        "60 of 90), momentum 0.9, weight decay 1e-4, no dropout; scale augmentation, 224x224 "
+        "crops, flips, colour augmentation; gradual warm-up from Goyal et al. 2017"
+    ),
+    adaptation=(
+        "the paper's lr per 256 images, linearly scaled to the batch (0.0125 at 32); 1 "
+        "warm-up epoch instead of 5 and steps at 50% and 75% of a 10-epoch run"
+    ),
+)
 
 
-def _bn(x, name):
-    return keras.layers.BatchNormalization(axis=-1, epsilon=BN_EPSILON, name=name)(x)
+class ResNetSpec(typing.NamedTuple):
+    """The architecture row of one variant."""
+
+    block: str  # "basic" or "bottleneck"
+    repeats: tuple  # blocks in conv2 ... conv5
 
 
-def _bottleneck_block(x, filters, stride, conv_shortcut, activation, name):
+def _variant(block, repeats, params, summary, imagenet=False):
+    return Variant(
+        summary=summary,
+        params=params,
+        recipe=RESNET_RECIPE,
+        imagenet_weights=imagenet,
+        spec=ResNetSpec(block, repeats),
+    )
+
+
+# count_params() at 224x224x3 with 1000 classes (with BatchNorm's moving statistics): exactly
+# keras.applications' for 50/101/152; resnet18/34 have torchvision's trainable counts
+# (11,689,512 and 21,797,672, checked by the tests).
+VARIANTS = {
+    "resnet18": _variant(
+        "basic",
+        (2, 2, 2, 2),
+        11_699_112,
+        "basic residual blocks [2, 2, 2, 2], bias-free convs; 11,689,512 trainable",
+    ),
+    "resnet34": _variant(
+        "basic",
+        (3, 4, 6, 3),
+        21_814_696,
+        "basic residual blocks [3, 4, 6, 3], bias-free convs; 21,797,672 trainable",
+    ),
+    "resnet50": _variant(
+        "bottleneck",
+        (3, 4, 6, 3),
+        25_636_712,
+        "bottleneck residual blocks [3, 4, 6, 3]; ImageNet weights",
+        imagenet=True,
+    ),
+    "resnet101": _variant(
+        "bottleneck",
+        (3, 4, 23, 3),
+        44_707_176,
+        "bottleneck residual blocks [3, 4, 23, 3]; ImageNet weights",
+        imagenet=True,
+    ),
+    "resnet152": _variant(
+        "bottleneck",
+        (3, 8, 36, 3),
+        60_419_944,
+        "bottleneck residual blocks [3, 8, 36, 3]; ImageNet weights",
+        imagenet=True,
+    ),
+}
+
+
+def _bn(x, name, zero_gamma=False):
+    return keras.layers.BatchNormalization(
+        axis=-1,
+        epsilon=BN_EPSILON,
+        momentum=BN_MOMENTUM,
+        gamma_initializer="zeros" if zero_gamma else "ones",
+        name=name,
+    )(x)
+
+
+def _shortcut(x, filters, stride, conv_shortcut, use_bias, name):
+    """The identity, or a 1x1 projection (+ BatchNorm) where the shape changes."""
+    if not conv_shortcut:
+        return x
+    x = common.conv2d(filters, 1, strides=stride, use_bias=use_bias, name=f"{name}_0_conv")(x)
+    return _bn(x, f"{name}_0_bn")
+
+
+def _bottleneck_block(x, filters, stride, conv_shortcut, activation, zero_init, name):
     """keras.applications' residual_block_v1: 1x1 (stride) -> 3x3 -> 1x1 (4x filters)."""
-    if conv_shortcut:
-        shortcut = keras.layers.Conv2D(4 * filters, 1, strides=stride, name=f"{name}_0_conv")(x)
-        shortcut = _bn(shortcut, f"{name}_0_bn")
-    else:
-        shortcut = x
-    x = keras.layers.Conv2D(filters, 1, strides=stride, name=f"{name}_1_conv")(x)
+    shortcut = _shortcut(x, 4 * filters, stride, conv_shortcut, True, name)
+    x = common.conv2d(filters, 1, strides=stride, name=f"{name}_1_conv")(x)
     x = _bn(x, f"{name}_1_bn")
     x = zoo_layers.activation_layer(activation, name=f"{name}_1_relu")(x)
-    x = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_2_conv")(x)
+    x = common.conv2d(filters, 3, padding="same", name=f"{name}_2_conv")(x)
     x = _bn(x, f"{name}_2_bn")
     x = zoo_layers.activation_layer(activation, name=f"{name}_2_relu")(x)
-    x = keras.layers.Conv2D(4 * filters, 1, name=f"{name}_3_conv")(x)
-    x = _bn(x, f"{name}_3_bn")
+    x = common.conv2d(4 * filters, 1, name=f"{name}_3_conv")(x)
+    x = _bn(x, f"{name}_3_bn", zero_gamma=zero_init)
     x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
     return zoo_layers.activation_layer(activation, name=f"{name}_out")(x)
 
@@ -69,65 +158,96 @@ def _bottleneck_block(x, filters, stride, conv_shortcut, activation, name):
 def _conv3x3(x, filters, stride, name):
     """Bias-free 3x3 convolution padded by 1 on every side (torchvision's, also at stride 2)."""
     if stride == 1:
-        return keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=name)(x)
+        return common.conv2d(filters, 3, padding="same", use_bias=False, name=name)(x)
     x = keras.layers.ZeroPadding2D(1, name=f"{name[: -len('_conv')]}_pad")(x)
-    return keras.layers.Conv2D(filters, 3, strides=stride, use_bias=False, name=name)(x)
+    return common.conv2d(filters, 3, strides=stride, use_bias=False, name=name)(x)
 
 
-def _basic_block(x, filters, stride, conv_shortcut, activation, name):
+def _basic_block(x, filters, stride, conv_shortcut, activation, zero_init, name):
     """torchvision's BasicBlock: 3x3 (stride) -> 3x3, plus a 1x1 projection when shapes change."""
-    if conv_shortcut:
-        shortcut = keras.layers.Conv2D(
-            filters, 1, strides=stride, use_bias=False, name=f"{name}_0_conv"
-        )(x)
-        shortcut = _bn(shortcut, f"{name}_0_bn")
-    else:
-        shortcut = x
+    shortcut = _shortcut(x, filters, stride, conv_shortcut, False, name)
     x = _conv3x3(x, filters, stride, f"{name}_1_conv")
     x = _bn(x, f"{name}_1_bn")
     x = zoo_layers.activation_layer(activation, name=f"{name}_1_relu")(x)
     x = _conv3x3(x, filters, 1, f"{name}_2_conv")
-    x = _bn(x, f"{name}_2_bn")
+    x = _bn(x, f"{name}_2_bn", zero_gamma=zero_init)
     x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
     return zoo_layers.activation_layer(activation, name=f"{name}_out")(x)
 
 
 def _resnet(
-    depth_name,
-    include_top,
-    weights,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    name,
-    activation,
+    variant,
+    *,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    activation="relu",
+    zero_init_residual=False,
 ):
-    block_type, repeats = RESNET_SPECS[depth_name]
-    bottleneck = block_type == "bottleneck"
-    common.check_classes(classes)
-    common.check_pooling(pooling)
-    common.check_activation(activation)
-    common.check_classifier_activation(classifier_activation)
-    common.check_weights(
-        weights,
+    """Build ResNet `variant` (a key of `VARIANTS`).
+
+    Why residuals: a deeper plain network trains to a *higher* training error than a
+    shallower one (degradation), although it could copy the shallow one and add identities.
+    Each block therefore learns a residual F(x) added to an identity shortcut, y = F(x) + x,
+    which makes the identity easy (F = 0) and gives gradients a direct path through the whole
+    depth. Basic blocks (resnet18/34): two 3x3 convolutions (bias-free, BatchNorm after each).
+    Bottleneck blocks (resnet50/101/152): 1x1 reduce -> 3x3 -> 1x1 expand (4x), which keeps
+    deep networks affordable: the 3x3 convolution runs on a quarter of the channels.
+
+    Args:
+        variant: "resnet18", "resnet34", "resnet50", "resnet101" or "resnet152".
+        include_top: Include global average pooling and the classifier.
+        weights: None, "imagenet" (resnet50/101/152: keras.applications' weights), or the
+            path to a `.weights.h5` file.
+        input_tensor: Optional Keras tensor to use as the image input.
+        input_shape: (height, width, channels); default (224, 224, 3), at least 32x32 (any
+            larger size works, including None height/width: the top pools globally).
+        pooling: With include_top=False: None (the conv5 map), "avg" or "max".
+        classes: Number of classes.
+        classifier_activation: "softmax" (float32 `layers.StableSoftmax`), None for logits,
+            or another Keras activation.
+        name: Model name (default: the variant's name).
+        activation: Activation after each BatchNormalization and each addition: a Keras
+            activation name, "shifted_relu" or a callable.
+        zero_init_residual: Start the last BatchNorm gamma of each residual branch at 0
+            (Goyal et al. 2017), so every block is the identity at initialisation.
+
+    Returns:
+        A `keras.Model`.
+
+    Raises:
+        ValueError: for an input below 32x32, `classes < 1`, `weights="imagenet"` with
+            `include_top=True` and `classes != 1000`, or any other invalid argument.
+    """
+    spec = VARIANTS[variant].spec
+    bottleneck = spec.block == "bottleneck"
+    common.check_arguments(
+        variant,
         include_top=include_top,
+        weights=weights,
+        pooling=pooling,
         classes=classes,
-        imagenet=depth_name in zoo_weights.IMAGENET_SOURCES,
-        model_name=depth_name,
+        classifier_activation=classifier_activation,
+        activation=activation,
+        imagenet=VARIANTS[variant].imagenet_weights,
     )
+    check_bool("zero_init_residual", zero_init_residual)
     image, inputs, _ = common.model_input(
         input_tensor,
         input_shape,
         default_shape=DEFAULT_SHAPE,
         min_shape=MIN_SHAPE,
-        model_name=depth_name,
+        model_name=variant,
         channels=3 if weights == "imagenet" else None,
     )
 
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(image)
-    x = keras.layers.Conv2D(64, 7, strides=2, use_bias=bottleneck, name="conv1_conv")(x)
+    x = common.conv2d(64, 7, strides=2, use_bias=bottleneck, name="conv1_conv")(x)
     x = _bn(x, "conv1_bn")
     x = zoo_layers.activation_layer(activation, name="conv1_relu")(x)
     x = common.stage(x, 1)
@@ -136,7 +256,7 @@ def _resnet(
 
     block = _bottleneck_block if bottleneck else _basic_block
     in_channels = 64
-    for stage_index, (filters, count) in enumerate(zip(STAGE_FILTERS, repeats), 2):
+    for stage_index, (filters, count) in enumerate(zip(STAGE_FILTERS, spec.repeats), 2):
         out_channels = 4 * filters if bottleneck else filters
         for block_index in range(1, count + 1):
             stride = 2 if block_index == 1 and stage_index > 2 else 1
@@ -151,6 +271,7 @@ def _resnet(
                 stride,
                 conv_shortcut,
                 activation,
+                zero_init_residual,
                 name=f"conv{stage_index}_block{block_index}",
             )
             in_channels = out_channels
@@ -161,126 +282,48 @@ def _resnet(
         x = common.classifier_output(x, classes, classifier_activation)
     else:
         x = common.global_pool(x, pooling)
-    model = common.finish(inputs, x, name, weights)
+    model = common.finish(inputs, x, name or variant, weights)
     if weights == "imagenet":
-        zoo_weights.load_imagenet(model, depth_name, include_top)
+        zoo_weights.load_imagenet(model, variant, include_top)
     return model
 
 
-_ARGS_DOC = """
-    Args:
-        include_top: Include global average pooling and the classifier.
-        weights: None, {imagenet}or the path to a `.weights.h5` file.
-        input_tensor: Optional Keras tensor to use as the image input.
-        input_shape: (height, width, channels); default (224, 224, 3), at least 32x32 (any
-            larger size works, including None height/width: the top pools globally).
-        pooling: With include_top=False: None (the conv5 map), "avg" or "max".
-        classes: Number of classes.
-        classifier_activation: "softmax" (float32 `layers.StableSoftmax`), None for logits,
-            or another Keras activation.
-        name: Model name.
-        activation: Activation after each BatchNormalization and each addition: a Keras
-            activation name, "shifted_relu" or a callable.
-
-    Returns:
-        A `keras.Model`.
-
-    Raises:
-        ValueError: for an input below 32x32, `classes < 1`, `weights="imagenet"` with
-            `include_top=True` and `classes != 1000`, or any other invalid argument.
-"""
-
-_DISTINCTIVE = """
-    Why residuals: a deeper plain network trains to a *higher* training error than a shallower
-    one (degradation), although it could copy the shallow one and add identities. Each block
-    therefore learns a residual F(x) added to an identity shortcut, y = F(x) + x, which makes
-    the identity easy (F = 0) and gives gradients a direct path through the whole depth.
-"""
-
-_BLOCKS = {
-    "basic": "Basic blocks: two 3x3 convolutions (bias-free, BatchNorm after each).",
-    "bottleneck": (
-        "Bottleneck blocks: 1x1 reduce -> 3x3 -> 1x1 expand (4x), which keeps deep networks\n"
-        "    affordable: the 3x3 convolution runs on a quarter of the channels."
-    ),
-}
-
-
-def _public(depth_name, params, summary, trainable=None):
-    imagenet = depth_name in zoo_weights.IMAGENET_SOURCES
-    block_type, repeats = RESNET_SPECS[depth_name]
-
-    def builder(
-        include_top=True,
-        weights=None,
-        input_tensor=None,
-        input_shape=None,
-        pooling=None,
-        classes=1000,
-        classifier_activation="softmax",
-        name=depth_name,
-        activation="relu",
-    ):
-        return _resnet(
-            depth_name,
-            include_top,
-            weights,
-            input_tensor,
-            input_shape,
-            pooling,
-            classes,
-            classifier_activation,
-            name,
-            activation,
-        )
-
-    count = (
-        f"{params:,} parameters (`count_params()`, exactly keras.applications', with\n"
-        "    BatchNorm's moving statistics)"
-        if imagenet
-        else f"{trainable:,} trainable parameters (torchvision's count; `count_params()`, which\n"
-        f"    adds BatchNorm's moving statistics, gives {params:,})"
-    )
-    builder.__name__ = builder.__qualname__ = depth_name
-    builder.__doc__ = (
-        f'{depth_name.replace("resnet", "ResNet-")} of He et al. 2015, "Deep Residual '
-        f'Learning for Image Recognition".\n{_DISTINCTIVE}\n    {_BLOCKS[block_type]} Blocks '
-        f"per stage: {repeats}.\n\n    {count} at 224x224x3 with 1000 classes.\n"
-        + _ARGS_DOC.format(
-            imagenet="'imagenet' (keras.applications' weights), " if imagenet else ""
-        )
-    )
-    builder.__module__ = __name__
-    return register_model(
-        task="image-classification",
-        paper=RESNET_PAPER,
-        summary=summary,
-        default_input_shape=DEFAULT_SHAPE,
-        min_input_shape=MIN_SHAPE,
-        params=params,
-        small_config=SMALL_CONFIG,
-        default_dataset="cifar10",
-    )(builder)
-
-
-resnet18 = _public(
-    "resnet18",
-    11_699_112,
-    "basic residual blocks [2, 2, 2, 2], bias-free convs; 11,689,512 trainable",
-    trainable=11_689_512,
+_register = register_variant(
+    VARIANTS,
+    task="image-classification",
+    paper=RESNET_PAPER,
+    default_input_shape=DEFAULT_SHAPE,
+    min_input_shape=MIN_SHAPE,
+    small_config=SMALL_CONFIG,
+    default_dataset="cifar10",
 )
-resnet34 = _public(
-    "resnet34",
-    21_814_696,
-    "basic residual blocks [3, 4, 6, 3], bias-free convs; 21,797,672 trainable",
-    trainable=21_797_672,
-)
-resnet50 = _public(
-    "resnet50", 25_636_712, "bottleneck residual blocks [3, 4, 6, 3]; ImageNet weights"
-)
-resnet101 = _public(
-    "resnet101", 44_707_176, "bottleneck residual blocks [3, 4, 23, 3]; ImageNet weights"
-)
-resnet152 = _public(
-    "resnet152", 60_419_944, "bottleneck residual blocks [3, 8, 36, 3]; ImageNet weights"
-)
+
+
+@_register
+def resnet18(**kwargs):
+    """ResNet-18 of He et al. 2015 (basic blocks, torchvision's layout); see `_resnet`."""
+    return _resnet("resnet18", **kwargs)
+
+
+@_register
+def resnet34(**kwargs):
+    """ResNet-34 of He et al. 2015 (basic blocks, torchvision's layout); see `_resnet`."""
+    return _resnet("resnet34", **kwargs)
+
+
+@_register
+def resnet50(**kwargs):
+    """ResNet-50 of He et al. 2015, as keras.applications.ResNet50; see `_resnet`."""
+    return _resnet("resnet50", **kwargs)
+
+
+@_register
+def resnet101(**kwargs):
+    """ResNet-101 of He et al. 2015, as keras.applications.ResNet101; see `_resnet`."""
+    return _resnet("resnet101", **kwargs)
+
+
+@_register
+def resnet152(**kwargs):
+    """ResNet-152 of He et al. 2015, as keras.applications.ResNet152; see `_resnet`."""
+    return _resnet("resnet152", **kwargs)
