@@ -6,7 +6,7 @@ import pytest
 
 import zoo
 from zoo.data.sequences import adding_problem_arrays
-from zoo.rnn.classifiers import check_cell_type
+from zoo.rnn.cells import check_cell_type
 
 CLASSIFIERS = ["rnn_classifier", "lstm_classifier", "gru_classifier", "bilstm_classifier"]
 REGRESSORS = ["rnn_regressor", "lstm_regressor", "gru_regressor"]
@@ -22,15 +22,15 @@ def _predict(model, x):
 def test_output_shapes_for_every_input_kind(name, rng):
     tokens = rng.integers(1, 20, size=(3, 7)).astype("int32")
     features = rng.uniform(size=(3, 7, 2)).astype("float32")
-    classifier = zoo.create_model(name, vocab_size=20, num_classes=4, **SMALL)
+    classifier = zoo.create_model(name, vocab_size=20, classes=4, **SMALL)
     assert _predict(classifier, tokens).shape == (3, 4)
     np.testing.assert_allclose(_predict(classifier, tokens).sum(-1), 1.0, atol=1e-6)
-    regressor = zoo.create_model(name, input_dim=2, num_classes=None, **SMALL)
+    regressor = zoo.create_model(name, input_dim=2, classes=None, **SMALL)
     assert _predict(regressor, features).shape == (3, 1)
     tagger = zoo.create_model(
         name,
         vocab_size=20,
-        num_classes=4,
+        classes=4,
         return_sequences=True,
         classifier_activation=None,
         num_layers=2,
@@ -54,7 +54,7 @@ def test_appending_padding_never_changes_a_prediction(name, rng):
         real[row, length:] = 0
     padded = np.concatenate([real, np.zeros((3, 6), "int32")], axis=1)
     # Two stacked layers: the mask must reach the second one too.
-    model = zoo.create_model(name, vocab_size=20, num_classes=3, num_layers=2, **SMALL)
+    model = zoo.create_model(name, vocab_size=20, classes=3, num_layers=2, **SMALL)
     padded_prediction = _predict(model, padded)
     np.testing.assert_allclose(padded_prediction, _predict(model, real), atol=1e-6)
     # A row alone, without any padding, gives the same prediction as in the padded batch.
@@ -66,9 +66,9 @@ def test_appending_padding_never_changes_a_prediction(name, rng):
 def test_masking_for_real_valued_steps_and_per_step_outputs(name, rng):
     features = rng.uniform(0.1, 1.0, size=(2, 5, 2)).astype("float32")
     padded = np.concatenate([features, np.zeros((2, 4, 2), "float32")], axis=1)
-    model = zoo.create_model(name, input_dim=2, num_classes=None, **SMALL)
+    model = zoo.create_model(name, input_dim=2, classes=None, **SMALL)
     np.testing.assert_allclose(_predict(model, padded), _predict(model, features), atol=1e-6)
-    tagger = zoo.create_model(name, vocab_size=20, num_classes=3, return_sequences=True, **SMALL)
+    tagger = zoo.create_model(name, vocab_size=20, classes=3, return_sequences=True, **SMALL)
     tokens = rng.integers(1, 20, size=(2, 5)).astype("int32")
     padded_tokens = np.concatenate([tokens, np.zeros((2, 4), "int32")], axis=1)
     np.testing.assert_allclose(
@@ -111,7 +111,7 @@ def _reference_forward(cell, weights, x, units):
     [("rnn_classifier", "rnn"), ("lstm_classifier", "lstm"), ("gru_classifier", "gru")],
 )
 def test_forward_pass_matches_float64_numpy_reference(name, cell, rng):
-    model = zoo.create_model(name, input_dim=3, num_classes=4, classifier_activation=None, **SMALL)
+    model = zoo.create_model(name, input_dim=3, classes=4, classifier_activation=None, **SMALL)
     # Non-trivial weights everywhere (biases are zero at initialisation).
     for weight in model.weights:
         weight.assign(rng.normal(scale=0.5, size=weight.shape).astype("float32"))
@@ -143,7 +143,7 @@ def test_vanishing_gradient_fixes_are_configured():
 
 def test_hidden_state_gradient_norms_match_float64_backpropagation(rng):
     units, steps = 5, 12
-    model = zoo.rnn_classifier(input_dim=2, num_classes=None, units=units, embedding_dim=3)
+    model = zoo.rnn_classifier(input_dim=2, classes=None, units=units, embedding_dim=3)
     for weight in model.weights:
         weight.assign(rng.normal(scale=0.6, size=weight.shape).astype("float32"))
     x, y = adding_problem_arrays(4, steps, seed=3)
@@ -172,7 +172,7 @@ def test_keras_round_trip_gives_identical_outputs(name, tmp_path, rng):
     model = zoo.create_model(
         name,
         vocab_size=20,
-        num_classes=3,
+        classes=3,
         num_layers=2,
         dropout=0.1,
         recurrent_dropout=0.1,
@@ -183,7 +183,7 @@ def test_keras_round_trip_gives_identical_outputs(name, tmp_path, rng):
     model.save(path)
     loaded = keras.saving.load_model(path)
     np.testing.assert_array_equal(_predict(loaded, tokens), _predict(model, tokens))
-    regressor = zoo.create_model(name, input_dim=2, num_classes=None, **SMALL)
+    regressor = zoo.create_model(name, input_dim=2, classes=None, **SMALL)
     regressor.save(tmp_path / "regressor.keras")
     features = rng.uniform(size=(2, 6, 2)).astype("float32")
     np.testing.assert_array_equal(
@@ -214,14 +214,14 @@ def test_regressors_take_real_valued_steps_and_round_trip(name, tmp_path, rng):
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     np.testing.assert_array_equal(_predict(loaded, features), _predict(model, features))
-    with pytest.raises(ValueError, match="num_classes=3"):
-        zoo.create_model(name, num_classes=3)
+    with pytest.raises(ValueError, match="classes=3"):
+        zoo.create_model(name, classes=3)
 
 
 def test_heads_stay_float32_under_mixed_precision(rng):
     keras.mixed_precision.set_global_policy("mixed_float16")  # the fixture resets it
     tokens = rng.integers(1, 20, size=(2, 5)).astype("int32")
-    classifier = zoo.gru_classifier(vocab_size=20, num_classes=3, **SMALL)
+    classifier = zoo.gru_classifier(vocab_size=20, classes=3, **SMALL)
     probabilities = classifier(tokens)
     assert keras.backend.standardize_dtype(probabilities.dtype) == "float32"
     regressor = zoo.lstm_regressor(**SMALL)
@@ -250,7 +250,7 @@ def test_training_under_two_replica_mirrored_strategy(two_replica_strategy):
 
     x, y = adding_problem_arrays(64, 8, seed=0)
     with two_replica_strategy.scope():
-        model = zoo.lstm_classifier(input_dim=2, num_classes=None, **SMALL)
+        model = zoo.lstm_classifier(input_dim=2, classes=None, **SMALL)
         model.compile(optimizer=zoo.default_optimizer(), loss="mse")
     assert two_replica_strategy.num_replicas_in_sync == 2
     assert isinstance(model.weights[0].value, tf.distribute.DistributedValues)
@@ -258,7 +258,7 @@ def test_training_under_two_replica_mirrored_strategy(two_replica_strategy):
     assert np.all(np.isfinite(history.history["loss"]))
     tokens = np.array([[1, 2, 3, 0]], "int32")
     with two_replica_strategy.scope():
-        classifier = zoo.bilstm_classifier(vocab_size=10, num_classes=2, **SMALL)
+        classifier = zoo.bilstm_classifier(vocab_size=10, classes=2, **SMALL)
     np.testing.assert_allclose(_predict(classifier, tokens), _predict(classifier, tokens[:, :3]))
 
 
@@ -272,7 +272,7 @@ def test_wrong_input_rank_is_rejected(rng):
         features_model(rng.uniform(size=(2, 5)).astype("float32"))
     with pytest.raises(ValueError, match="rank 3"):
         zoo.hidden_state_gradient_norms(
-            zoo.rnn_classifier(input_dim=2, num_classes=None, **SMALL), np.ones((2, 5)), [1, 1]
+            zoo.rnn_classifier(input_dim=2, classes=None, **SMALL), np.ones((2, 5)), [1, 1]
         )
 
 
@@ -283,7 +283,7 @@ def test_wrong_input_rank_is_rejected(rng):
         ({"units": -3}, "units=-3"),
         ({"num_layers": 0}, "num_layers"),
         ({"dropout": 1.0}, "dropout"),
-        ({"num_classes": 1}, "num_classes"),
+        ({"classes": 1}, "classes"),
         ({"vocab_size": 10, "input_dim": 2}, "not both"),
         ({"classifier_activation": "sigmoid"}, "classifier_activation"),
     ],

@@ -52,7 +52,7 @@ def test_adding_problem_baseline_is_one_sixth():
 
 def test_adding_problem_splits_fit_the_models():
     splits = load_dataset("adding_problem", sequence_length=12, num_train=40, num_test=8)
-    assert splits.model_kwargs == {"input_dim": 2, "num_classes": None}
+    assert splits.model_kwargs == {"input_dim": 2, "classes": None}
     assert (splits.num_train, splits.num_test) == (40, 8)
     x, y = next(iter(splits.train.batch(8)))
     assert x.shape == (8, 12, 2) and y.shape == (8, 1)
@@ -78,7 +78,7 @@ def test_copy_task_structure():
 
 def test_copy_task_splits_fit_a_per_step_model():
     splits = load_dataset("copy_task", delay=5, copy_length=3, num_train=16, num_test=4)
-    assert splits.model_kwargs == {"vocab_size": 11, "num_classes": 11, "return_sequences": True}
+    assert splits.model_kwargs == {"vocab_size": 11, "classes": 11, "return_sequences": True}
     assert splits.extras["baseline_cross_entropy"] == pytest.approx(3 * np.log(8) / 11)
     x, y = next(iter(splits.train.batch(4)))
     model = zoo.create_model("lstm_classifier", **splits.model_kwargs, units=4, embedding_dim=4)
@@ -95,7 +95,7 @@ def test_imdb_reviews_with_mocked_tfds(monkeypatch, tmp_path):
     assert [(c["download"], c["data_dir"]) for c in calls] == [(True, None), (False, str(tmp_path))]
     vocabulary = splits.extras["vocabulary"]
     assert vocabulary[:2] == ["", "[UNK]"]  # 0 = padding, 1 = out of vocabulary
-    assert splits.model_kwargs == {"vocab_size": len(vocabulary), "num_classes": 2}
+    assert splits.model_kwargs == {"vocab_size": len(vocabulary), "classes": 2}
     assert len(vocabulary) <= 50
     ids, labels = next(iter(splits.train.batch(24)))
     assert ids.shape == (24, 16) and ids.dtype.name == "int32"

@@ -91,7 +91,7 @@ def adding_problem(sequence_length=100, num_train=10000, num_test=1000, seed=0):
 
     Returns:
         `DatasetSplits` with elements `(features (T, 2) float32, target (1,) float32)` and
-        `model_kwargs={"input_dim": 2, "num_classes": None}` (a regressor).
+        `model_kwargs={"input_dim": 2, "classes": None}` (a regressor).
     """
     _check_positive_int("num_test", num_test)
     train_x, train_y = adding_problem_arrays(num_train, sequence_length, seed=seed)
@@ -101,7 +101,7 @@ def adding_problem(sequence_length=100, num_train=10000, num_test=1000, seed=0):
         train=tf.data.Dataset.from_tensor_slices((train_x, train_y)),
         test=tf.data.Dataset.from_tensor_slices((test_x, test_y)),
         task="sequence-regression",
-        model_kwargs={"input_dim": 2, "num_classes": None},
+        model_kwargs={"input_dim": 2, "classes": None},
         num_train=num_train,
         num_test=num_test,
         extras={"sequence_length": sequence_length, "baseline_mse": 1.0 / 6.0},
@@ -155,7 +155,7 @@ def copy_task(delay=100, copy_length=10, num_symbols=8, num_train=10000, num_tes
 
     A model must predict at every step, so `model_kwargs` include `return_sequences=True`:
     `zoo.create_model("lstm_classifier", **splits.model_kwargs)` outputs (batch, time,
-    num_classes). The memoryless baseline cross-entropy (blanks right, symbols guessed) is
+    classes). The memoryless baseline cross-entropy (blanks right, symbols guessed) is
     `copy_length * log(num_symbols) / (2 * copy_length + delay)`, in `extras`.
 
     Args:
@@ -180,7 +180,7 @@ def copy_task(delay=100, copy_length=10, num_symbols=8, num_train=10000, num_tes
         task="sequence-classification",
         model_kwargs={
             "vocab_size": vocab_size,
-            "num_classes": vocab_size,
+            "classes": vocab_size,
             "return_sequences": True,
         },
         num_train=num_train,
@@ -226,7 +226,7 @@ def imdb_reviews(
 
     Returns:
         `DatasetSplits` with elements `(ids (sequence_length,) int32, label () int64)`,
-        `model_kwargs={"vocab_size": <vocabulary size>, "num_classes": 2}` and the vocabulary
+        `model_kwargs={"vocab_size": <vocabulary size>, "classes": 2}` and the vocabulary
         in `extras["vocabulary"]`.
     """
     import keras
@@ -260,7 +260,7 @@ def imdb_reviews(
         train=prepare(train),
         test=prepare(test),
         task="sequence-classification",
-        model_kwargs={"vocab_size": len(vocabulary), "num_classes": 2},
+        model_kwargs={"vocab_size": len(vocabulary), "classes": 2},
         num_train=tfds_num_examples(info, "train", train),
         num_test=tfds_num_examples(info, "test", test),
         extras={"vocabulary": vocabulary, "sequence_length": sequence_length},
