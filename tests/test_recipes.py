@@ -1,0 +1,132 @@
+"""Per-model recipes and the one idiom for variants (issue 13, items 1 and 3).
+
+References: the papers' training set-ups as the issue states them (VGG, AlexNet, ZFNet: SGD
+momentum 0.9, weight decay 5e-4, step decay; ResNet: SGD 0.1 per 256 images, weight decay
+1e-4, warm-up; GoogLeNet: SGD momentum 0.9; the recurrent models: Adam with clipping), and
+keras.applications' own signatures for the CNN arguments.
+"""
+
+import importlib
+import inspect
+
+import keras
+import pytest
+
+import zoo
+from zoo.registry import DEFAULT_RECIPE, Recipe
+
+# importlib: `zoo.cnn.alexnet` as an attribute is the model function, not its module.
+alexnet_module = importlib.import_module("zoo.cnn.alexnet")
+resnet_module = importlib.import_module("zoo.cnn.resnet")
+vgg_module = importlib.import_module("zoo.cnn.vgg")
+rnn_module = importlib.import_module("zoo.rnn.classifiers")
+
+# The CNNs and the recurrent classifiers/regressors (char_lm and the captioners have their own
+# tests).
+OWN_MODELS = [
+    name
+    for name in zoo.list_models()
+    if zoo.model_info(name).builder.__module__.startswith(("zoo.cnn.", "zoo.rnn.classifiers"))
+]
+VARIANT_FAMILIES = {
+    vgg_module: vgg_module._vgg,
+    resnet_module: resnet_module._resnet,
+    alexnet_module: alexnet_module._alexnet,
+    rnn_module: rnn_module._sequence_model,
+}
+
+
+@pytest.mark.parametrize("name", OWN_MODELS)
+def test_every_model_has_its_own_documented_recipe(name):
+    recipe = zoo.model_info(name).recipe
+    assert isinstance(recipe, Recipe) and recipe != DEFAULT_RECIPE
+    assert recipe.paper_setting and recipe.adaptation, "say what the paper did and what changed"
+    assert 1 <= recipe.epochs <= 10, "the zoo's budget: learn the digits within 10 epochs"
+
+
+def _recipes(pattern):
+    names = zoo.list_models(pattern)
+    assert names
+    return {name: zoo.model_info(name).recipe for name in names}
+
+
+@pytest.mark.parametrize("pattern", ["vgg*", "alexnet", "zfnet"])
+def test_vgg_alexnet_zfnet_recipes_are_the_papers_sgd(pattern):
+    for recipe in _recipes(pattern).values():
+        assert (recipe.optimizer, recipe.momentum, recipe.weight_decay) == ("sgd", 0.9, 5e-4)
+        assert recipe.schedule == "step" and recipe.decay_factor == 0.1
+
+
+def test_resnet_recipe_is_0_1_per_256_images_with_warm_up():
+    for recipe in _recipes("resnet*").values():
+        assert (recipe.optimizer, recipe.lr, recipe.reference_batch) == ("sgd", 0.1, 256)
+        assert (recipe.momentum, recipe.weight_decay) == (0.9, 1e-4)
+        assert recipe.warmup_epochs > 0 and recipe.schedule == "step"
+
+
+def test_googlenet_and_lenet_recipes():
+    googlenet = zoo.model_info("googlenet").recipe
+    assert (googlenet.optimizer, googlenet.momentum) == ("sgd", 0.9)
+    assert "4%" in googlenet.paper_setting and "Polyak" in googlenet.adaptation
+    lenet = zoo.model_info("lenet5").recipe
+    assert "Levenberg-Marquardt" in lenet.paper_setting and not lenet.augment
+
+
+def test_recurrent_recipes_clip_the_gradient():
+    for pattern in ("*_classifier", "*_regressor"):
+        for recipe in _recipes(pattern).values():
+            assert recipe.optimizer == "adam" and recipe.clip_norm == 1.0
+            assert not recipe.augment
+
+
+@pytest.mark.parametrize("name", OWN_MODELS)
+def test_each_variant_is_an_explicit_function_with_a_one_line_docstring(name):
+    function = zoo.model_info(name).builder
+    # Written as its own `def`, not made by a factory that renames a closure.
+    assert function.__code__.co_name == function.__qualname__ == name
+    lines = function.__doc__.strip().splitlines()
+    paper = zoo.model_info(name).paper
+    first_author = paper.authors.split()[0].rstrip(",")
+    if function.__module__ in {m.__name__ for m in VARIANT_FAMILIES}:
+        assert len(lines) == 1, "one line; the arguments are documented once, on the builder"
+    assert str(paper.year) in lines[0] and first_author in lines[0]
+
+
+@pytest.mark.parametrize("module", list(VARIANT_FAMILIES), ids=lambda m: m.__name__)
+def test_every_row_of_a_variant_table_is_registered_and_public(module):
+    for name, row in module.VARIANTS.items():
+        info = zoo.model_info(name)
+        assert info.builder is getattr(zoo, name) is getattr(module, name)
+        assert (info.params, info.recipe, info.summary) == (row.params, row.recipe, row.summary)
+        if row.paper is not None:  # a row's own paper and shapes win over the family's
+            assert info.paper == row.paper
+        if row.min_input_shape is not None:
+            assert info.min_input_shape == row.min_input_shape
+    if module is alexnet_module:
+        assert zoo.model_info("zfnet").paper.authors == "Zeiler & Fergus"
+        assert zoo.model_info("alexnet").paper.authors.startswith("Krizhevsky")
+
+
+@pytest.mark.parametrize(
+    "builder, reference",
+    [
+        (vgg_module._vgg, keras.applications.VGG16),
+        (resnet_module._resnet, keras.applications.ResNet50),
+        (alexnet_module._alexnet, keras.applications.VGG16),
+        (zoo.googlenet, keras.applications.InceptionV3),
+        (zoo.lenet5, keras.applications.VGG16),
+    ],
+)
+def test_cnn_builders_take_keras_applications_arguments(builder, reference):
+    ours = inspect.signature(builder).parameters
+    for name, parameter in inspect.signature(reference).parameters.items():
+        assert name in ours, f"{builder.__name__} lacks keras.applications' `{name}`"
+        if name not in ("weights", "name", "classes"):  # zoo defaults: no download, own name
+            assert ours[name].default == parameter.default, name
+
+
+def test_unknown_arguments_are_still_type_errors():
+    with pytest.raises(TypeError, match="no_such_argument"):
+        zoo.vgg16(no_such_argument=1)
+    with pytest.raises(TypeError, match="no_such_argument"):
+        zoo.lstm_classifier(no_such_argument=1)
