@@ -1,6 +1,6 @@
 """Input pipeline: training throughput fed by zoo's tf.data pipeline vs the same batches in memory.
 
-Ours: `zoo.training.loop.training_stream` (cached, shuffled per epoch, batched, prefetched), one
+Ours: `zoo.training.pipeline.training_stream` (cached, shuffled per epoch, batched, prefetched), one
 distributed iterator for the whole run, built into the step with `DistributedTrainer.bind`,
 exactly as `zoo train` runs it. Peer: the very same batches, in the same order, materialised
 beforehand as tensors in memory and fed to the same compiled train step with
@@ -29,7 +29,8 @@ def run(quick=False):
 
     import zoo
     from zoo.data import load_dataset
-    from zoo.training.loop import DistributedTrainer, maybe_cache, training_stream
+    from zoo.training import DistributedTrainer
+    from zoo.training.pipeline import maybe_cache, training_stream
 
     rounds, warmup = (30, 3) if quick else (200, 5)
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")

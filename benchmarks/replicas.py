@@ -33,7 +33,7 @@ from zoo.training.strategy import configure_cpu_replicas, get_strategy
 configure_cpu_replicas(2)
 import keras, numpy as np, tensorflow as tf
 import zoo
-from zoo.training.loop import DistributedTrainer
+from zoo.training import DistributedTrainer
 
 global_batch, steps, repeats = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 rng = np.random.default_rng(0)

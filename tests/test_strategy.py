@@ -102,3 +102,27 @@ def test_cpu_replicas_cannot_change_after_tensorflow_started():
         configure_cpu_replicas(4)
     with pytest.raises(ValueError, match="cpu_replicas"):
         configure_cpu_replicas(0)
+
+
+def test_step_schedule_milestones_and_decay_factor():
+    plan = LearningRatePlan(1.0, 1, schedule="step", epochs=10, milestones=(0.3, 0.6, 0.9),
+                            decay_factor=0.5)
+    assert [plan(e, 1) for e in (0, 2.9, 3, 5.9, 6, 8.9, 9)] == pytest.approx(
+        [1.0, 1.0, 0.5, 0.5, 0.25, 0.25, 0.125]
+    )
+    assert "x0.5 at 0.3, 0.6, 0.9" in plan.describe(1)
+    with pytest.raises(ValueError, match="milestones"):
+        LearningRatePlan(1.0, 1, schedule="step", milestones=(1.5,))
+    with pytest.raises(ValueError, match="decay_factor"):
+        LearningRatePlan(1.0, 1, schedule="step", decay_factor=0.0)
+
+
+def test_learning_rate_changes_every_step_of_an_epoch():
+    # The run calls the plan at epoch + step / steps: warm-up and cosine are smooth within an
+    # epoch, whatever the dataset's size (counted once when the loader does not know it).
+    plan = LearningRatePlan(1.0, 1, warmup_epochs=1, schedule="cosine", epochs=3)
+    steps = 7
+    rates = [plan(0 + s / steps, 1) for s in range(steps)] + [plan(1 + s / steps, 1)
+                                                              for s in range(steps)]
+    assert len(set(rates)) == len(rates)
+    assert rates[:steps] == sorted(rates[:steps]) and rates[steps:] == sorted(rates[steps:])[::-1]

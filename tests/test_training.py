@@ -1,4 +1,5 @@
-"""The distributed training loop: equal results on 1 and 2 replicas, losses from logits."""
+"""The train step and its inputs: equal results on 1 and 2 replicas, losses from logits, what a
+model returns, label smoothing, the validation hold-out and the epoch pipeline."""
 
 import keras
 import numpy as np
@@ -6,8 +7,10 @@ import pytest
 import tensorflow as tf
 
 from layers import StableSoftmax
-from zoo.training.loop import DistributedTrainer, batch_statistics, training_batches
-from zoo.training.strategy import get_strategy
+from zoo import registry
+from zoo.training import DistributedTrainer, batch_statistics, get_strategy, pipeline
+from zoo.training.pipeline import training_batches, training_stream
+from zoo.training.task import declared_outputs, infer_outputs
 
 STEPS = 3
 GLOBAL_BATCH = 8
@@ -234,8 +237,6 @@ def test_per_time_step_classifier_counts_every_position(rng):
 
 
 def test_training_stream_is_the_epochs_back_to_back():
-    from zoo.training.loop import training_stream
-
     data = tf.data.Dataset.range(20)
     stream = np.concatenate(list(training_stream(data, 5, 3, 1, 4, 20).as_numpy_iterator()))
     epochs = [
@@ -243,3 +244,170 @@ def test_training_stream_is_the_epochs_back_to_back():
         for e in (1, 2, 3)
     ]
     np.testing.assert_array_equal(stream, np.concatenate(epochs))
+
+
+def test_training_stream_resumes_mid_epoch_with_the_remaining_batches():
+    # A run resumed at epoch 1, step 2 must see exactly the batches the uninterrupted run saw
+    # from there, augmentation included (its seeds use each example's index in the epoch).
+    data = tf.data.Dataset.range(20).map(lambda x: tf.cast(x, tf.float32))
+    data = data.map(lambda x: (x, tf.constant(0)))
+
+    def augment(value, seed):
+        return value + tf.random.stateless_uniform([], seed=seed)
+
+    def run(first_epoch, skip):
+        stream = training_stream(data, 4, 3, first_epoch, 3, 20, augment, skip_steps=skip)
+        return np.concatenate([b[0] for b in stream.as_numpy_iterator()])
+
+    whole = run(0, 0)
+    np.testing.assert_array_equal(run(1, 2), whole[20 + 2 * 4:])
+
+
+def test_shuffle_buffer_is_bounded_in_bytes():
+    images = tf.data.Dataset.from_tensors(tf.zeros((224, 224, 3))).repeat(50)
+    per_image = 224 * 224 * 3 * 4
+    assert pipeline.shuffle_buffer(images, 50, limit=10 * per_image) == 10
+    assert pipeline.shuffle_buffer(images, 5, limit=10 * per_image) == 5
+    ragged = tf.data.Dataset.from_generator(
+        lambda: (np.zeros(n, "float32") for n in (100, 3)), output_signature=tf.TensorSpec([None])
+    )
+    assert pipeline.shuffle_buffer(ragged, None, limit=4000) == 10  # the first element: 400 B
+
+
+@pytest.mark.parametrize("num_examples", [1437, 1000, 7, 23])
+def test_validation_hold_out_is_one_in_ten_deterministic_and_disjoint(num_examples):
+    data = tf.data.Dataset.range(num_examples)
+    train, validation, num_train, num_validation = pipeline.hold_out_validation(
+        data, num_examples
+    )
+    train_ids = list(train.as_numpy_iterator())
+    validation_ids = list(validation.as_numpy_iterator())
+    assert (len(train_ids), len(validation_ids)) == (num_train, num_validation)
+    assert sorted(train_ids + validation_ids) == list(range(num_examples))
+    # Exactly one example of every full block of 10, at a position that varies between blocks.
+    blocks = [v // 10 for v in validation_ids]
+    assert blocks[: num_examples // 10] == list(range(num_examples // 10))
+    if num_examples >= 1000:
+        assert len({v % 10 for v in validation_ids}) == 10
+    again = pipeline.hold_out_validation(data, num_examples)[1]
+    assert list(again.as_numpy_iterator()) == validation_ids
+    # Unknown size: the same split, counts unknown.
+    _, unsized, count_train, count_validation = pipeline.hold_out_validation(data)
+    assert (count_train, count_validation) == (None, None)
+    assert list(unsized.as_numpy_iterator()) == validation_ids
+
+
+def test_label_smoothing_matches_a_float64_reference(rng):
+    logits = rng.normal(size=(6, 5)).astype("float32") * 3
+    targets = rng.integers(0, 5, size=6).astype("int32")
+    e = 0.1
+    z = logits.astype("float64")
+    log_p = z - z.max(-1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(-1, keepdims=True))
+    smoothed = (1 - e) * np.eye(5)[targets] + e / 5
+    reference = -(smoothed * log_p).sum()
+    for kind, outputs in [("logits", logits), ("probabilities", StableSoftmax()(logits)),
+                          ("log_probabilities", StableSoftmax(log=True)(logits))]:
+        stats = batch_statistics("image-classification", targets, outputs, None, kind, e)
+        np.testing.assert_allclose(float(stats["loss"]), reference, rtol=1e-5)
+    # Binary head (one sigmoid unit): cross-entropy against labels moved towards 1/2.
+    binary = logits[:, :1]
+    labels = targets % 2
+    p = 1 / (1 + np.exp(-binary[:, 0].astype("float64")))
+    soft = labels * (1 - e) + e / 2
+    expected = -(soft * np.log(p) + (1 - soft) * np.log(1 - p)).sum()
+    stats = batch_statistics("image-classification", labels, binary, None, "logits", e)
+    np.testing.assert_allclose(float(stats["loss"]), expected, rtol=1e-5)
+
+
+def test_what_a_model_returns_is_declared_not_guessed():
+    lenet = registry.model_info("lenet5")
+    kwargs = {"input_shape": (28, 28, 1), "classes": 10}
+    assert declared_outputs(lenet, kwargs) == "probabilities"
+    logits_model = registry.create_model("lenet5", classifier_activation=None, **kwargs)
+    assert declared_outputs(lenet, {**kwargs, "classifier_activation": None},
+                            logits_model) == "logits"
+    # The model's output layer contradicting the declaration is an error, not a guess.
+    with pytest.raises(ValueError, match="declared to return probabilities"):
+        declared_outputs(lenet, kwargs, logits_model)
+    with pytest.raises(ValueError, match="classifier_activation"):
+        declared_outputs(lenet, {**kwargs, "classifier_activation": "relu"})
+    assert declared_outputs(registry.model_info("char_lm"), {}) == "probabilities"
+    for name in registry.list_models(task="image-captioning"):
+        assert declared_outputs(registry.model_info(name), {}) == "logits"
+    # A bare model: only an unambiguous output layer is accepted.
+    assert infer_outputs(_small_cnn(), "image-classification") == "probabilities"
+    ambiguous = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
+                                  keras.layers.LayerNormalization()])
+    with pytest.raises(ValueError, match="Cannot tell whether"):
+        infer_outputs(ambiguous, "image-classification")
+
+
+def test_probabilities_and_logits_heads_train_identically(rng):
+    # The same network with a StableSoftmax head or returning logits: the loss is computed
+    # from the same logits, so the steps agree.
+    data = _image_batches(rng)
+
+    def logits_cnn():
+        return keras.Sequential(_small_cnn().layers[:-1])
+
+    with_softmax, _ = _train_steps(_one_device(), _small_cnn, data, "image-classification")
+    with_logits, _ = _train_steps(_one_device(), logits_cnn, data, "image-classification")
+    for a, b in zip(with_softmax, with_logits):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("feed", ["step", "from_iterator", "bound"])
+def test_dropout_draws_a_new_mask_every_step(feed, rng):
+    # Regression test: with a forward/backward tf.function nested in a step called from another
+    # tf.function, TensorFlow 2.21 dropped the SeedGenerator's update and every step reused
+    # one dropout mask.
+    def dropout_model():
+        return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                                 keras.layers.Dropout(0.5), keras.layers.Dense(10)])
+
+    strategy = _one_device()
+    with strategy.scope():
+        model = dropout_model()
+        optimizer = keras.optimizers.SGD(0.01)
+    trainer = DistributedTrainer(model, optimizer, strategy, "image-classification")
+    generator = model.layers[1].seed_generator
+    before = generator.state.numpy().copy()
+    batches = strategy.experimental_distribute_dataset(
+        _image_batches(rng).unbatch().batch(GLOBAL_BATCH, drop_remainder=True)
+    )
+    iterator = iter(batches)
+    if feed == "step":
+        for batch in batches:
+            trainer.step(batch, 0.01)
+    elif feed == "from_iterator":
+        for _ in range(STEPS):
+            trainer.step_from_iterator(iterator, 0.01)
+    else:
+        step = trainer.bind(iterator)
+        for _ in range(STEPS):
+            step(0.01)
+    assert generator.state.numpy()[1] - before[1] == STEPS
+
+
+class _SummedPenalty(keras.layers.Layer):
+    """add_loss of a sum over the local batch (the captioners' convention)."""
+
+    def call(self, x):
+        self.add_loss(0.01 * keras.ops.sum(keras.ops.square(x)))
+        return x
+
+
+def test_summed_add_loss_is_divided_by_the_global_count(two_replicas, rng):
+    def build():
+        model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3),
+                                  _SummedPenalty(), keras.layers.Flatten(),
+                                  keras.layers.Dense(10)])
+        model.add_loss_reduction = "sum"
+        return model
+
+    data = _image_batches(rng)
+    single, _ = _train_steps(_one_device(), build, data, "image-classification")
+    double, _ = _train_steps(two_replicas, build, data, "image-classification")
+    for a, b in zip(single, double):
+        np.testing.assert_allclose(a, b, atol=1e-5)

@@ -8,6 +8,7 @@
 * `batch_size_for_epoch`: a batch-size ramp that doubles each epoch up to the target, in the
   spirit of Smith et al. (2018), "Don't Decay the Learning Rate, Increase the Batch Size"
   (https://arxiv.org/abs/1711.00489).
+* `is_chief`, `worker_dir`: which worker of a multi-worker run writes the run directory.
 """
 
 import dataclasses
@@ -17,9 +18,12 @@ import os
 
 import tensorflow as tf
 
+from zoo.validation import check_choice, check_int, check_number
+
 LR_SCALING_RULES = ("linear", "sqrt", "none")
 SCHEDULES = ("constant", "step", "cosine")
-# The step schedule multiplies the learning rate by STEP_DECAY at these fractions of training.
+# The step schedule's defaults: the learning rate is multiplied by STEP_DECAY at these
+# fractions of training (after warm-up).
 STEP_MILESTONES = (0.5, 0.75)
 STEP_DECAY = 0.1
 
@@ -37,8 +41,7 @@ def configure_cpu_replicas(count):
         ValueError: if `count` is not a positive int, or TensorFlow is already initialised with
             a different number of logical CPUs.
     """
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise ValueError(f"Argument `cpu_replicas` must be an int >= 1. Received: {count!r}")
+    check_int("cpu_replicas", count)
     cpus = tf.config.list_physical_devices("CPU")
     try:
         tf.config.set_logical_device_configuration(
@@ -88,10 +91,7 @@ def get_strategy(devices="auto", cpu_replicas=None):
     if cpu_replicas is not None and cpu_replicas > 1 and not gpus:
         configure_cpu_replicas(cpu_replicas)
     elif cpu_replicas is not None:
-        if not isinstance(cpu_replicas, int) or isinstance(cpu_replicas, bool) or cpu_replicas < 1:
-            raise ValueError(
-                f"Argument `cpu_replicas` must be an int >= 1. Received: {cpu_replicas!r}"
-            )
+        check_int("cpu_replicas", cpu_replicas)
     logical_gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     logical_cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
     if cpu_replicas and cpu_replicas > 1 and not gpus:
@@ -146,6 +146,14 @@ def get_strategy(devices="auto", cpu_replicas=None):
     return tf.distribute.MirroredStrategy(names)
 
 
+def count_workers(strategy):
+    """Number of workers (machines or processes) taking part: 1 outside multi-worker."""
+    if not is_multi_worker(strategy):
+        return 1
+    jobs = strategy.cluster_resolver.cluster_spec().as_dict()
+    return (len(jobs.get("worker", [])) + len(jobs.get("chief", []))) or 1
+
+
 def describe_strategy(strategy):
     """One line: the strategy's class, its replicas and workers, and the devices."""
     extended = strategy.extended
@@ -154,12 +162,9 @@ def describe_strategy(strategy):
     )
     if isinstance(devices, str):
         devices = [devices]
-    workers = 1
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        resolver = strategy.cluster_resolver
-        workers = len(resolver.cluster_spec().as_dict().get("worker", [])) or 1
+    workers = count_workers(strategy)
     name = type(strategy).__name__
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if is_multi_worker(strategy):
         name = "MultiWorkerMirroredStrategy"  # its class is CollectiveAllReduceStrategy
     return (
         f"{name}: {strategy.num_replicas_in_sync} replica(s) on "
@@ -167,9 +172,28 @@ def describe_strategy(strategy):
     )
 
 
-def _check_choice(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"Argument `{name}` must be one of {allowed}. Received: {name}={value!r}")
+def is_multi_worker(strategy):
+    """True under `MultiWorkerMirroredStrategy` (a cluster described by `TF_CONFIG`)."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def is_chief(strategy):
+    """True on the worker that writes the run directory (always, outside multi-worker)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not is_multi_worker(strategy):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type in (None, "chief") or (
+        task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().jobs
+    )
+
+
+def worker_dir(run_dir, strategy):
+    """Where this worker keeps its own files: the run directory for the chief, `worker-N/` for
+    the others (their checkpoints, their copy of the run record and their final model)."""
+    if is_chief(strategy):
+        return run_dir
+    return os.path.join(run_dir, f"worker-{strategy.cluster_resolver.task_id}")
 
 
 def batch_size_for_epoch(epoch, target, ramp_start=None):
@@ -201,16 +225,21 @@ class LearningRatePlan:
     2.2) moves linearly from `base_lr` to the target over `warmup_epochs`, per step; when
     `k <= 1` there is nothing to warm up towards and warm-up ramps from `base_lr / 10` instead, so
     the option is never a silent no-op. After warm-up, the schedule is applied over the remaining
-    epochs: constant; step (x0.1 at 50% and 75%); or cosine (to 0; Loshchilov & Hutter 2017).
+    epochs: constant; step (times `decay_factor` at each of the `milestones`, fractions of the
+    post-warm-up epochs); or cosine (to 0; Loshchilov & Hutter 2017).
+
+    Call it with a fractional epoch (`epoch + step / steps_per_epoch`): the rate changes every
+    step, not once per epoch.
 
     Attributes:
         base_lr: Learning rate for a global batch of `reference_batch` examples.
-        reference_batch: The batch `base_lr` was tuned for (the CLI uses the per-replica
-            batch size, i.e. the global batch of one replica).
+        reference_batch: The global batch `base_lr` is stated for (a model's recipe says which).
         scaling: One of `LR_SCALING_RULES`.
         warmup_epochs: Length of the warm-up, may be fractional.
         schedule: One of `SCHEDULES`.
         epochs: Total number of epochs.
+        milestones: Step schedule: fractions of training (in (0, 1)) where the rate drops.
+        decay_factor: Step schedule: the multiplier at each milestone, in (0, 1].
     """
 
     base_lr: float
@@ -219,21 +248,20 @@ class LearningRatePlan:
     warmup_epochs: float = 0.0
     schedule: str = "constant"
     epochs: int = 1
+    milestones: tuple = STEP_MILESTONES
+    decay_factor: float = STEP_DECAY
 
     def __post_init__(self):
-        _check_choice("lr_scaling", self.scaling, LR_SCALING_RULES)
-        _check_choice("schedule", self.schedule, SCHEDULES)
-        if not self.base_lr > 0:
-            raise ValueError(f"Argument `lr` must be > 0. Received: lr={self.base_lr!r}")
-        if self.warmup_epochs < 0:
-            raise ValueError(
-                f"Argument `warmup_epochs` must be >= 0. Received: warmup_epochs={self.warmup_epochs}"
-            )
-        if self.reference_batch < 1 or self.epochs < 1:
-            raise ValueError(
-                "Arguments `reference_batch` and `epochs` must be >= 1. Received: "
-                f"reference_batch={self.reference_batch}, epochs={self.epochs}"
-            )
+        check_choice("lr_scaling", self.scaling, LR_SCALING_RULES)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_number("lr", self.base_lr, low=0, low_inclusive=False)
+        check_number("warmup_epochs", self.warmup_epochs, low=0)
+        check_int("reference_batch", self.reference_batch)
+        check_int("epochs", self.epochs)
+        for milestone in self.milestones:
+            check_number("milestones", milestone, low=0, high=1, low_inclusive=False,
+                         high_inclusive=False)
+        check_number("decay_factor", self.decay_factor, low=0, high=1, low_inclusive=False)
 
     def scale_factor(self, global_batch):
         """The multiplier the scaling rule gives for a global batch."""
@@ -255,7 +283,7 @@ class LearningRatePlan:
         if self.schedule == "constant":
             return peak
         if self.schedule == "step":
-            return peak * STEP_DECAY ** sum(progress >= m for m in STEP_MILESTONES)
+            return peak * self.decay_factor ** sum(progress >= m for m in self.milestones)
         return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def describe(self, global_batch):
@@ -267,4 +295,8 @@ class LearningRatePlan:
         )
         if self.warmup_epochs:
             text += f"; {self.warmup_epochs:g} warm-up epoch(s)"
-        return text + f"; {self.schedule} schedule over {self.epochs} epoch(s)"
+        schedule = self.schedule
+        if schedule == "step":
+            schedule += (f" (x{self.decay_factor:g} at "
+                         + ", ".join(f"{m:g}" for m in self.milestones) + " of training)")
+        return text + f"; {schedule} schedule over {self.epochs} epoch(s)"

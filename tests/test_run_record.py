@@ -1,0 +1,190 @@
+"""A run from the outside: the recipe it resolves, the record it keeps and compares, the splits
+its history reports, callbacks, divergence, and a run directory that survives damage."""
+
+import csv
+import glob
+import json
+import math
+import os
+
+import engine_helpers
+import keras
+import numpy as np
+import pytest
+
+from zoo import registry
+from zoo.training import TrainConfig, TrainingDiverged, evaluate_saved_model, records, train
+from zoo.training.config import resolve_recipe
+
+QUICK = dict(model="test_dropout_mlp", epochs=2, batch_size=64, verbose=0)
+
+
+@pytest.fixture(autouse=True)
+def tiny_models():
+    engine_helpers.register()
+    yield
+    engine_helpers.unregister()
+
+
+def _history(run_dir):
+    with open(os.path.join(run_dir, "history.csv"), encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _info_with(recipe):
+    return registry.ModelInfo(
+        name="m", task="image-classification", family="user", paper=engine_helpers.PAPER,
+        summary="", default_input_shape=None, min_input_shape=None, params=None,
+        small_config={}, default_dataset="digits", builder=lambda: None, recipe=recipe)
+
+
+def test_recipe_fields_come_from_the_model_unless_set():
+    recipe = registry.Recipe(optimizer="sgd", lr=0.1, reference_batch=256, momentum=0.9,
+                             nesterov=True, weight_decay=5e-4, schedule="step", epochs=90)
+    info = _info_with(recipe)
+    settings, sources = resolve_recipe(TrainConfig(epochs=3, lr=0.05), info)
+    assert (settings["optimizer"], settings["momentum"], settings["nesterov"]) == ("sgd", 0.9, True)
+    assert (settings["lr"], settings["epochs"], settings["reference_batch"]) == (0.05, 3, 256)
+    assert sources["lr"] == sources["epochs"] == "set" and sources["momentum"] == "recipe"
+    # Another optimizer: the recipe's SGD settings do not carry over to it.
+    settings, sources = resolve_recipe(TrainConfig(optimizer="adam"), info)
+    assert (settings["lr"], settings["momentum"], settings["nesterov"]) == (1e-3, 0.0, False)
+    assert sources["lr"] == "adam default"
+    with pytest.raises(ValueError, match="momentum"):
+        resolve_recipe(TrainConfig(optimizer="adam", momentum=0.9), info)
+    with pytest.raises(ValueError, match="Argument `epochs` must be an int >= 1"):
+        resolve_recipe(TrainConfig(epochs=0), info)
+
+
+def test_record_history_columns_and_evaluate(tmp_path):
+    out = str(tmp_path / "run")
+    result = train(out=out, schedule="constant", batch_size=64, lr=1e-3, reference_batch=32,
+                   **{k: v for k, v in QUICK.items() if k != "batch_size"})
+    with open(os.path.join(out, "config.json"), encoding="utf-8") as f:
+        record = json.load(f)
+    for key, value in [("model", "test_dropout_mlp"), ("dataset", "digits"), ("lr", 1e-3),
+                       ("reference_batch", 32), ("global_batch", 64), ("epochs", 2),
+                       ("optimizer", "adam"), ("outputs", "probabilities"), ("seed", 0),
+                       ("num_train", 1293), ("num_validation", 144), ("lr_scaling", "linear")]:
+        assert record[key] == value, key
+    rows = _history(out)
+    # lr is stated for the reference batch of 32 and scaled linearly to the global batch of 64.
+    assert [float(r["lr"]) for r in rows] == pytest.approx([2e-3, 2e-3])
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(rows[0])
+    assert rows[0]["test_loss"] == "" and rows[-1]["test_loss"] != ""  # test: once, at the end
+    metrics, dataset = evaluate_saved_model(out)
+    assert dataset == "digits"
+    assert metrics["accuracy"] == pytest.approx(float(rows[-1]["test_accuracy"]), abs=1e-9)
+    assert metrics == pytest.approx(result.test_metrics)
+    # Validation and test are different examples: their losses differ.
+    assert float(rows[-1]["val_loss"]) != pytest.approx(float(rows[-1]["test_loss"]), rel=1e-6)
+
+
+def test_resuming_a_different_run_is_refused_with_every_difference(tmp_path):
+    out = str(tmp_path / "run")
+    train(out=out, **QUICK)
+    with pytest.raises(ValueError) as error:
+        train(out=out, **{**QUICK, "epochs": 3}, lr=0.01, model_kwargs={"rate": 0.5})
+    message = str(error.value)
+    for expected in ("epochs: saved 2, now 3", "lr: saved 0.001, now 0.01",
+                     "model_kwargs: saved", "--restart", "--out"):
+        assert expected in message
+    assert train(out=out, restart=True, **{**QUICK, "epochs": 1}).history[-1]["epoch"] == 1
+
+
+def test_callbacks_see_each_epoch_and_their_entries_land_in_the_history(tmp_path):
+    class AddsMetric(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def on_train_begin(self, logs=None):
+            self.calls.append("begin")
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.calls.append(epoch)
+            logs["val_twice_loss"] = 2 * logs["val_loss"]
+
+        def on_train_end(self, logs=None):
+            self.calls.append("end")
+
+    class Stops(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = True
+
+    out, log = str(tmp_path / "run"), str(tmp_path / "log.csv")
+    adds = AddsMetric()
+    result = train(out=out, callbacks=[adds, keras.callbacks.CSVLogger(log)],
+                   **{**QUICK, "epochs": 3})
+    assert adds.calls == ["begin", 0, 1, 2, "end"]
+    rows = _history(out)
+    assert [float(r["val_twice_loss"]) for r in rows] == pytest.approx(
+        [2 * float(r["val_loss"]) for r in rows])
+    with open(log, encoding="utf-8") as f:
+        logged = list(csv.DictReader(f))
+    assert [float(r["val_loss"]) for r in logged] == pytest.approx(
+        [float(r["val_loss"]) for r in rows])
+    assert not result.stopped_early
+    stopped = train(out=str(tmp_path / "stopped"), callbacks=[Stops()], **{**QUICK, "epochs": 3})
+    assert len(stopped.history) == 1 and stopped.stopped_early
+
+
+def test_divergence_never_saves_nan_weights(tmp_path):
+    out = str(tmp_path / "nan")
+    settings = dict(model="test_dropout_mlp", epochs=2, optimizer="sgd", lr=1e38,
+                    schedule="constant", verbose=0)
+    with pytest.raises(TrainingDiverged, match=r"at epoch 1, step \d+.*smaller --lr"):
+        train(out=out, **settings)
+    assert not os.path.exists(os.path.join(out, "model.keras"))
+    result = train(out=out, terminate_on_nan=False, **settings)
+    assert result.diverged and result.diverged_at[0] == 1
+    saved = keras.models.load_model(os.path.join(out, "model.keras")).get_weights()
+    assert all(np.isfinite(w).all() for w in saved)
+    assert all(math.isfinite(v) for v in result.test_metrics.values())
+
+
+def test_a_damaged_newest_checkpoint_falls_back_and_none_is_an_error(tmp_path):
+    out = str(tmp_path / "run")
+    reference = train(out=out, **QUICK)
+    checkpoints = os.path.join(out, "checkpoints")
+    newest = max(glob.glob(os.path.join(checkpoints, "ckpt-*.data-*")), key=os.path.getmtime)
+    with open(newest, "r+b") as f:
+        f.truncate(100)
+    with pytest.warns(RuntimeWarning, match="cannot be read"):
+        resumed = train(out=out, **QUICK)  # back to epoch 1, the last epoch trained again
+    for a, b in zip(reference.model.get_weights(), resumed.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for data in glob.glob(os.path.join(checkpoints, "ckpt-*.data-*")):
+        with open(data, "r+b") as f:
+            f.truncate(10)
+    with pytest.warns(RuntimeWarning), pytest.raises(ValueError) as error:
+        train(out=out, **QUICK)
+    assert out in str(error.value) and "--restart" in str(error.value)
+
+
+def test_files_agree_with_the_checkpoint_after_a_kill_between_checkpoint_and_renames(
+        tmp_path, monkeypatch):
+    out = str(tmp_path / "run")
+    reference = train(out=str(tmp_path / "reference"), **QUICK)
+    calls = []
+    original = records.settle_staged_best
+
+    def killed_after_the_second_checkpoint(run_dir, newest):
+        calls.extend([newest] if newest > 0 else [])
+        if len(calls) == 2:  # epoch 2's checkpoint is written; its renames are not done
+            raise KeyboardInterrupt
+        return original(run_dir, newest)
+
+    monkeypatch.setattr(records, "settle_staged_best", killed_after_the_second_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train(out=out, **QUICK)
+    assert len(_history(out)) == 1  # the files lag the checkpoint ...
+    monkeypatch.setattr(records, "settle_staged_best", original)
+    resumed = train(out=out, **QUICK)  # ... until the same command runs again
+    assert [r["epoch"] for r in _history(out)] == ["1", "2"]
+    assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in reference.history]
+    for a, b in zip(keras.models.load_model(os.path.join(out, "best.keras")).get_weights(),
+                    keras.models.load_model(
+                        os.path.join(tmp_path / "reference", "best.keras")).get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not glob.glob(os.path.join(out, ".*"))  # no staged or temporary file left

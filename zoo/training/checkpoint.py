@@ -1,0 +1,212 @@
+"""The run checkpoint: everything that decides the next step, saved together.
+
+A `RunCheckpoint` is a `tf.train.Checkpoint` of
+
+* the model (weights, batch-norm statistics) and the optimizer (slots, step counter);
+* every random state: the `keras.random.SeedGenerator` of each layer (dropout masks; Keras 3
+  keeps them outside the weights, so a checkpoint of the model alone replays the first
+  epochs' masks after a resume) and Keras' global seed generator;
+* the progress, as JSON: the data position (completed epochs, steps into the current epoch,
+  global step), the running sums of the current epoch, the history rows, the early-stopping
+  state, whether the run has finished.
+
+Augmentation needs no state: its seeds are a function of (seed, epoch, example index), see
+`zoo.training.pipeline`. So a run restored from a checkpoint continues exactly as the
+uninterrupted run (bit for bit on CPU).
+
+Checkpoints are numbered by the global step. Restoring takes the newest usable one: a damaged
+file (a truncated `ckpt-N.data-*`) is reported and the previous checkpoint used. Under
+`MultiWorkerMirroredStrategy` every worker keeps its own checkpoints, and the workers agree,
+through one collective, on the newest step that every one of them holds (`agree`), so they
+cannot resume out of step.
+"""
+
+import json
+import math
+import os
+import re
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from zoo.training.strategy import is_multi_worker
+
+MAX_TO_KEEP = 3
+# Agreement status codes, gathered from every worker.
+READY, DIFFERENT_RUN, NONE_USABLE = 0, 1, 2
+
+
+def seed_generators(model):
+    """Every `keras.random.SeedGenerator` of the model's layers (dropout, noise, augmentation
+    layers), in a fixed order, plus Keras' global one."""
+    found, seen = [], set()
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        for generator in getattr(layer, "_seed_generators", ()):
+            if id(generator) not in seen:
+                seen.add(id(generator))
+                found.append(generator)
+    # Keras' global generator (random ops called without a seed) is not public API.
+    from keras.src.random.seed_generator import global_seed_generator
+
+    found.append(global_seed_generator())
+    return found
+
+
+class EarlyStopping:
+    """Stop when `monitor` has not improved by `min_delta` for `patience` epochs.
+
+    Its state (`best`, `wait`) is part of the run checkpoint's progress, so it survives a
+    restart and every worker of a multi-worker run takes the same decision.
+
+    Args:
+        patience: Epochs without improvement before stopping; None disables stopping (the best
+            value is still tracked, for `best.keras`).
+        mode: "min" (losses) or "max" (accuracies).
+        min_delta: Smallest change that counts as an improvement.
+    """
+
+    def __init__(self, patience=None, mode="min", min_delta=0.0):
+        from zoo.validation import check_choice, check_int
+
+        check_choice("mode", mode, ("min", "max"))
+        check_int("patience", patience, allow_none=True)
+        self.patience = patience
+        self.sign = 1.0 if mode == "min" else -1.0
+        self.min_delta = min_delta
+        self.best = math.inf
+        self.wait = 0
+
+    def update(self, value):
+        """Feed one epoch's monitored value. Returns (improved, should_stop)."""
+        signed = self.sign * float(value)
+        improved = signed < self.best - self.min_delta
+        if improved:
+            self.best, self.wait = signed, 0
+        else:
+            self.wait += 1
+        return improved, self.patience is not None and self.wait >= self.patience
+
+    def state(self):
+        return {"best": self.best, "wait": self.wait}
+
+    def load(self, state):
+        self.best, self.wait = float(state["best"]), int(state["wait"])
+
+
+def initial_progress():
+    """The progress of a run that has not taken a step."""
+    return {"epoch": 0, "step": 0, "global_step": 0, "totals": {}, "history": [],
+            "early_stopping": EarlyStopping().state(), "best_epoch": None, "finished": False}
+
+
+class RunCheckpoint:
+    """Model, optimizer, random states and progress, saved and restored together.
+
+    Args:
+        directory: Where checkpoints go (e.g. `run_dir/checkpoints`).
+        model: The Keras model.
+        optimizer: Its optimizer (built, so that the slot variables exist), or None.
+        max_to_keep: Number of recent checkpoints kept.
+    """
+
+    def __init__(self, directory, model, optimizer=None, max_to_keep=MAX_TO_KEEP):
+        self.directory = directory
+        # Create it outside any `strategy.scope()`: a string variable cannot be mirrored.
+        self.progress = tf.Variable("", dtype=tf.string, trainable=False, name="progress")
+        parts = {"model": model, "seeds": [g.state for g in seed_generators(model)],
+                 "progress": self.progress}
+        if optimizer is not None:
+            parts["optimizer"] = optimizer
+        self.checkpoint = tf.train.Checkpoint(**parts)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, directory, max_to_keep=max_to_keep
+        )
+
+    def numbers(self):
+        """The step numbers of the checkpoints on disk, oldest first."""
+        found = []
+        for path in self.manager.checkpoints:
+            match = re.search(r"-(\d+)$", path)
+            if match:
+                found.append(int(match.group(1)))
+        return found
+
+    def path(self, number):
+        return os.path.join(self.directory, f"ckpt-{number}")
+
+    def usable(self, number):
+        """True when checkpoint `number` reads back completely; a warning says why not."""
+        path = self.path(number)
+        try:
+            reader = tf.train.load_checkpoint(path)
+            for name in reader.get_variable_to_dtype_map():
+                reader.get_tensor(name)
+            # Progress is what a restore needs first: it must be valid JSON.
+            keys = [k for k in reader.get_variable_to_dtype_map() if k.startswith("progress/")]
+            if not keys:
+                raise ValueError("it has no progress record (written by an older zoo?)")
+            json.loads(reader.get_tensor(keys[0]))
+            return True
+        except Exception as error:  # any damage: truncated data, bad index, missing shard
+            warnings.warn(
+                f"The checkpoint {path} cannot be read ({type(error).__name__}: "
+                f"{str(error).splitlines()[0] if str(error) else ''}); using an older one.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return False
+
+    def restore(self, number):
+        """Restore checkpoint `number` into the model, optimizer and seeds; return its progress."""
+        self.checkpoint.restore(self.path(number)).assert_existing_objects_matched()
+        return json.loads(self.progress.numpy().decode("utf-8"))
+
+    def save(self, number, progress):
+        """Write checkpoint `number` (the global step) with `progress` (a JSON-able dict)."""
+        self.progress.assign(json.dumps(progress))
+        return self.manager.save(checkpoint_number=number)
+
+    def clear(self):
+        """Delete every checkpoint (for `--restart`)."""
+        for number in self.numbers():
+            for name in tf.io.gfile.glob(self.path(number) + ".*"):
+                tf.io.gfile.remove(name)
+        state = os.path.join(self.directory, "checkpoint")
+        if tf.io.gfile.exists(state):
+            tf.io.gfile.remove(state)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, self.directory, max_to_keep=self.manager._max_to_keep
+        )
+
+
+def agree(strategy, status, numbers):
+    """The checkpoint every worker restores: the newest step all of them hold.
+
+    Outside multi-worker this is the newest of `numbers`. Under multi-worker each worker
+    contributes its status and usable checkpoint numbers in one collective (`strategy.gather`),
+    and every worker computes the same answer from the same gathered table.
+
+    Args:
+        strategy: The run's strategy.
+        status: This worker's READY, DIFFERENT_RUN or NONE_USABLE.
+        numbers: This worker's usable checkpoint numbers.
+
+    Returns:
+        `(number or None, worst status of any worker)`.
+    """
+    row = [status] + sorted(numbers)[-MAX_TO_KEEP:]
+    row += [-1] * (MAX_TO_KEEP + 1 - len(row))
+    if not is_multi_worker(strategy):
+        return choose([row])
+    value = tf.constant([row], tf.int64)
+    per_replica = strategy.experimental_distribute_values_from_function(lambda _: value)
+    return choose(np.asarray(strategy.gather(per_replica, axis=0)).tolist())
+
+
+def choose(table):
+    """From one row per worker, `[status, checkpoint numbers..., -1 padding]`: the newest
+    number in every row (None if none) and the worst status."""
+    worst = max(int(row[0]) for row in table)
+    common = set.intersection(*({int(n) for n in row[1:] if n >= 0} for row in table))
+    return (max(common) if common else None), worst

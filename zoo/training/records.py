@@ -1,0 +1,187 @@
+"""What a run leaves in its directory, written so that a crash never leaves a half file.
+
+Every file is written to a temporary name in the same directory and renamed over the old one
+(`os.replace` is atomic on POSIX and Windows), so a reader sees the old file or the new one.
+
+The order of one epoch's writes (see `zoo.training.run`), with the checkpoint as the commit
+point:
+
+1. `best.keras`, when the epoch improved the validation loss, is *staged* as
+   `.best-STEP.keras` (STEP: the checkpoint the epoch ends in);
+2. the checkpoint STEP is written (it holds the history rows);
+3. the staged `best.keras` is renamed into place; `history.csv` is rewritten.
+
+A kill before 2 leaves a staged file newer than the newest checkpoint: the next run deletes it
+(`settle_staged_best`). A kill between 2 and 3 leaves it older: the next run renames it into
+place, and rewrites `history.csv` from the checkpoint. So after any kill, the same command
+finds files that agree with the newest checkpoint before it trains on.
+"""
+
+import csv
+import glob
+import io
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+HISTORY_FILE = "history.csv"
+RECORD_FILE = "config.json"
+MODEL_FILE = "model.keras"
+BEST_FILE = "best.keras"
+PLOT_FILE = "history.png"
+LOG_DIR = "logs"
+# Columns that are neither training metrics nor split metrics.
+BOOKKEEPING = ("epoch", "lr", "global_batch", "seconds")
+
+
+def _temporary(path, suffix=""):
+    directory, name = os.path.split(path)
+    return os.path.join(directory, f".{name}.{os.getpid()}.tmp{suffix}")
+
+
+def write_text_atomic(path, text):
+    """Write a text file under a temporary name, then rename it into place."""
+    tmp = _temporary(path)
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_model_atomic(model, path):
+    """`model.save(path)` through a temporary `.keras` file and a rename."""
+    tmp = _temporary(path, ".keras")  # Keras insists on the extension
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _staged_best(run_dir):
+    staged = {}
+    for path in glob.glob(os.path.join(run_dir, ".best-*.keras")):
+        match = re.search(r"\.best-(\d+)\.keras$", path)
+        if match:
+            staged[int(match.group(1))] = path
+    return staged
+
+
+def stage_best(model, run_dir, number):
+    """Save the model as the candidate `best.keras` of checkpoint `number` (not yet in place)."""
+    save_model_atomic(model, os.path.join(run_dir, f".best-{number}.keras"))
+
+
+def settle_staged_best(run_dir, newest):
+    """Put the newest staged `best.keras` of a checkpoint <= `newest` into place; delete the
+    staged files of checkpoints that do not exist (a kill came before their checkpoint)."""
+    staged = _staged_best(run_dir)
+    kept = [n for n in staged if n <= newest]
+    if kept:
+        os.replace(staged[max(kept)], os.path.join(run_dir, BEST_FILE))
+    for number, path in staged.items():
+        if number != (max(kept) if kept else None) and os.path.exists(path):
+            os.remove(path)
+
+
+def history_columns(history):
+    """The union of the rows' keys, in order of first appearance."""
+    columns = []
+    for row in history:
+        columns.extend(k for k in row if k not in columns)
+    return columns
+
+
+def write_history_csv(path, history):
+    """Write the list of per-epoch dicts as CSV (columns: the union of keys, in order)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=history_columns(history))
+    writer.writeheader()
+    writer.writerows(history)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def read_history_csv(path, completed_epochs=None):
+    """Read a history CSV back (floats, `epoch` as int); keep only completed epochs."""
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        rows = [
+            {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
+            for row in csv.DictReader(f)
+        ]
+    if completed_epochs is not None:
+        rows = [r for r in rows if r["epoch"] <= completed_epochs]
+    return rows
+
+
+def plot_history(path, history):
+    """Save a PNG of the loss and the first other metric (train and validation) per epoch."""
+    # A bare Figure renders to PNG without pyplot: no global backend switch, so a notebook
+    # that calls train() keeps its inline plots.
+    from matplotlib.figure import Figure
+
+    epochs = [row["epoch"] for row in history]
+    metrics = ["loss"] + [
+        k for k in history[0]
+        if k not in BOOKKEEPING and not k.startswith(("val_", "test_")) and k != "loss"
+    ][:1]
+    fig = Figure(figsize=(5 * len(metrics), 3.5))
+    axes = fig.subplots(1, len(metrics), squeeze=False)
+    for ax, name in zip(axes[0], metrics):
+        ax.plot(epochs, [row.get(name, np.nan) for row in history], "o-", label="train")
+        if f"val_{name}" in history[0]:
+            ax.plot(epochs, [row.get(f"val_{name}", np.nan) for row in history], "s-",
+                    label="validation")
+        test = history[-1].get(f"test_{name}")
+        if test is not None:
+            ax.plot([epochs[-1]], [test], "k*", markersize=10, label="test (final)")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    tmp = _temporary(path, ".png")
+    fig.savefig(tmp, dpi=100)
+    os.replace(tmp, path)
+
+
+def _scalar(name, value, step):
+    # What tf.summary.scalar writes, through TensorFlow's core summary op: the `tensorboard`
+    # package (which implements tf.summary.scalar) need not be imported.
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+    )
+    tf.summary.write(name, tf.constant(float(value), tf.float32), step=step, metadata=metadata)
+
+
+class TensorBoardWriter:
+    """Per-epoch scalars for TensorBoard (`tensorboard --logdir RUN_DIR/logs`): training metrics
+    under `train/`, `val_*` under `validation/`, `test_*` under `test/`."""
+
+    SPLITS = (("train", ""), ("validation", "val_"), ("test", "test_"))
+
+    def __init__(self, log_dir):
+        self.writers = {
+            split: tf.summary.create_file_writer(os.path.join(log_dir, split))
+            for split, _ in self.SPLITS
+        }
+
+    def write(self, row):
+        epoch = int(row["epoch"])
+        for split, prefix in self.SPLITS:
+            with self.writers[split].as_default():
+                for key, value in row.items():
+                    if key == "epoch" or not isinstance(value, (int, float)):
+                        continue
+                    if prefix and key.startswith(prefix):
+                        _scalar(key[len(prefix):], value, epoch)
+                    elif not prefix and not key.startswith(("val_", "test_")):
+                        _scalar(key, value, epoch)
+            self.writers[split].flush()

@@ -1,0 +1,383 @@
+"""The run: `train()`, from a `TrainConfig` to a run directory, resumable at any point.
+
+    runs/lenet5-digits/
+      config.json      the run record (zoo.training.config), written when the run starts
+      checkpoints/     the run checkpoint (zoo.training.checkpoint), every epoch (and every
+                       `checkpoint_every` steps)
+      history.csv      one row per epoch: training metrics, `val_*` (validation), and on the
+                       last row `test_*` (the test split, evaluated once at the end)
+      best.keras       the model of the epoch with the lowest validation loss
+      model.keras      the final model
+      history.png, logs/ (TensorBoard)
+
+The same command again resumes from the newest checkpoint and ends with the weights of the
+uninterrupted run; see `zoo.training.records` for the order of writes that keeps the files in
+agreement with the checkpoint through a crash. Under `MultiWorkerMirroredStrategy` only the
+chief writes these shared files; worker N keeps its checkpoints, its copy of the record and its
+final model in `worker-N/`.
+"""
+
+import dataclasses
+import functools
+import os
+import shutil
+import tempfile
+import time
+
+import keras
+import tensorflow as tf
+
+from zoo.training import build, checkpoint, records
+from zoo.training.config import (
+    TrainConfig,
+    TrainingDiverged,
+    TrainResult,
+    check_config,
+    describe_recipe,
+    load_record,
+    record_differences,
+    resolve_recipe,
+    run_record,
+    save_record,
+)
+from zoo.training.epochs import Callbacks, train_epochs
+from zoo.training.pipeline import (
+    evaluation_batches,
+    maybe_cache,
+    shuffle_buffer,
+    training_batches,
+    training_stream,
+)
+from zoo.training.predict import save_data_record
+from zoo.training.strategy import (
+    LearningRatePlan,
+    batch_size_for_epoch,
+    count_workers,
+    describe_strategy,
+    get_strategy,
+    is_chief,
+    worker_dir,
+)
+from zoo.training.task import declared_outputs, metrics_from_sums
+from zoo.training.trainer import DistributedTrainer
+
+
+def check_out_dir(path):
+    """Check that the run directory can be written, without creating it yet.
+
+    The directory is created only when training starts (`create_out_dir`), so a run that fails
+    before (a dataset that is not there, a model that does not fit) leaves nothing behind.
+    """
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        reason = "not a directory" if not os.path.isdir(existing) else "permission denied"
+        raise ValueError(
+            f"Cannot write to the run directory {path!r} ({existing!r}: {reason}). "
+            "Pass a writable --out DIR."
+        )
+
+
+def create_out_dir(path):
+    """Create the run directory and check that this process can write to it.
+
+    The probe is a fresh temporary file per process, so the workers of one run never touch
+    the same file.
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".write-test-", dir=path)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as error:
+        raise ValueError(
+            f"Cannot write to the run directory {path!r} ({error.strerror or error}). "
+            "Pass a writable --out DIR."
+        ) from error
+
+
+def train(config=None, strategy=None, callbacks=None, **overrides):
+    """Train a registry model on a registered dataset; resume if the run directory has a
+    checkpoint of the same run.
+
+    Args:
+        config: A `TrainConfig` (defaults: LeNet-5 on the bundled digits, its recipe).
+        strategy: A `tf.distribute.Strategy`; None builds one from `config.devices` and
+            `config.cpu_replicas` with `get_strategy`.
+        callbacks: `keras.callbacks.Callback`s. They get `set_model`, `on_train_begin/end`,
+            `on_epoch_begin/end` (the epoch's logs: training metrics, `val_*`, `lr`, ...; keys
+            a callback adds in `on_epoch_end` land in `history.csv`), and the batch hooks when
+            they implement them. `model.stop_training = True` ends the run after the epoch.
+        **overrides: Fields of `TrainConfig` to replace, e.g. `train(epochs=2)`.
+
+    Returns:
+        `TrainResult`: the trained model, the history, the run directory, the test metrics.
+
+    Raises:
+        ValueError: for bad options, unknown names, a model that does not fit the data, an
+            unwritable run directory, a run directory holding another run or no usable
+            checkpoint.
+        TrainingDiverged: if the loss becomes NaN/inf and `terminate_on_nan` is set.
+    """
+    config = dataclasses.replace(config or TrainConfig(), **overrides)
+    check_config(config)
+    started = time.perf_counter()
+    info, entry = build.resolve_names(config.model, config.dataset)
+    config.model, config.dataset = info.name, entry.name
+    settings, sources = resolve_recipe(config, info)
+    run_dir = os.path.abspath(config.out or os.path.join("runs", f"{info.name}-{entry.name}"))
+    if strategy is None:
+        strategy = get_strategy(config.devices, config.cpu_replicas)
+    check_out_dir(worker_dir(run_dir, strategy))
+    keras.utils.set_random_seed(config.seed)
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        run = _Run(config, strategy, info, entry, settings, sources, run_dir)
+        return run.execute(callbacks, started)
+    finally:
+        if config.mixed_precision:
+            keras.mixed_precision.set_global_policy("float32")
+
+
+class _Run:
+    """One call of `train`: the parts, the resume, the epochs, the final files."""
+
+    def __init__(self, config, strategy, info, entry, settings, sources, run_dir):
+        self.config, self.strategy, self.info, self.entry = config, strategy, info, entry
+        self.settings, self.sources, self.run_dir = settings, sources, run_dir
+        self.chief = is_chief(strategy)
+        self.own_dir = worker_dir(run_dir, strategy)
+        self.replicas = strategy.num_replicas_in_sync
+
+    def say(self, *parts):
+        if self.config.verbose and self.chief:
+            print(*parts, flush=True)
+
+    def path(self, name, own=False):
+        return os.path.join(self.own_dir if own else self.run_dir, name)
+
+    # ---------------------------------------------------------------------------- set-up
+    def prepare(self):
+        config, info, settings = self.config, self.info, self.settings
+        devices = [d.name for d in tf.config.list_logical_devices()
+                   if d.device_type in ("CPU", "GPU")]
+        self.say(f"devices: {devices}")
+        self.say(f"strategy: {describe_strategy(self.strategy)}")
+        kwargs = build.loader_kwargs(info, self.entry, config)
+        raw = build.load_splits(self.entry, kwargs)
+        saved = None if config.restart else load_record(self.path(records.RECORD_FILE, own=True))
+        counted = saved.get("num_train") if saved and raw.num_train is None else None
+        splits, how = build.with_validation(raw, counted)
+        self.splits = splits
+        self.global_batch = settings["batch_size"] * self.replicas
+        if splits.num_train < self.global_batch:
+            raise ValueError(
+                f"The global batch ({settings['batch_size']} per replica x {self.replicas} "
+                f"replicas = {self.global_batch}) is larger than {self.entry.name!r}'s "
+                f"{splits.num_train} training examples. Use a smaller --batch-size."
+            )
+        model_kwargs = build.model_kwargs(info, splits, config)
+        self.plan = LearningRatePlan(
+            base_lr=settings["lr"], reference_batch=settings["reference_batch"],
+            scaling=config.lr_scaling, warmup_epochs=settings["warmup_epochs"],
+            schedule=settings["schedule"], epochs=settings["epochs"],
+            milestones=tuple(settings["milestones"]), decay_factor=settings["decay_factor"],
+        )
+        with self.strategy.scope():
+            self.model = build.build_model(info, splits, model_kwargs)
+            self.optimizer = build.make_optimizer(settings, self.plan.scaled_lr(self.global_batch))
+        outputs = declared_outputs(info, model_kwargs, self.model)
+        clip = build.clip_norm(settings, info.task)
+        self.trainer = DistributedTrainer(
+            self.model, self.optimizer, self.strategy, info.task, clip_norm=clip,
+            jit_compile=config.jit_compile, outputs=outputs,
+            label_smoothing=settings["label_smoothing"],
+        )
+        self.record = run_record(
+            model=info.name, small=config.small, model_kwargs=model_kwargs, outputs=outputs,
+            dataset=self.entry.name, dataset_kwargs=kwargs, crop_border=config.crop_border,
+            validation=how, num_train=splits.num_train, num_validation=splits.num_validation,
+            **{**settings, "clip_norm": clip}, lr_scaling=config.lr_scaling,
+            replicas=self.replicas, workers=count_workers(self.strategy),
+            global_batch=self.global_batch, batch_size_ramp=config.batch_size_ramp,
+            mixed_precision=config.mixed_precision, jit_compile=config.jit_compile,
+            seed=config.seed, early_stopping=config.early_stopping, sources=self.sources,
+        )
+        self.say(
+            f"model: {info.name} ({self.model.count_params():,} parameters, returns {outputs}), "
+            f"dataset: {self.entry.name} ({splits.num_train} train / "
+            f"{splits.num_validation if splits.num_validation is not None else '?'} validation"
+            f" / {splits.num_test if splits.num_test is not None else '?'} test), input "
+            f"{splits.model_kwargs}\nvalidation: {how}"
+        )
+        self.say(describe_recipe(info, settings, self.sources))
+        ramp = config.batch_size_ramp
+        self.say(
+            f"batch: {settings['batch_size']} per replica x {self.replicas} replica(s) = "
+            f"{self.global_batch} global"
+            + (f"; ramp from {batch_size_for_epoch(0, settings['batch_size'], ramp)}"
+               if ramp is not None else "")
+        )
+        self.say(self.plan.describe(self.global_batch) + f"; optimizer {settings['optimizer']}"
+                 + (f"; gradients clipped to global norm {clip}" if clip else ""))
+        if config.mixed_precision:
+            self.say("mixed precision: mixed_bfloat16")
+
+    # ---------------------------------------------------------------------------- resume
+    def _clear_files(self):
+        """Remove what a previous run left (a restart, or files without a checkpoint)."""
+        names = [records.MODEL_FILE]
+        if self.chief:
+            names += [records.HISTORY_FILE, records.BEST_FILE, records.PLOT_FILE]
+            records.settle_staged_best(self.run_dir, -1)
+            shutil.rmtree(self.path(records.LOG_DIR), ignore_errors=True)
+        for name in names:
+            if os.path.exists(self.path(name, own=True)):
+                os.remove(self.path(name, own=True))
+
+    def resume(self):
+        """Restore the newest checkpoint every worker holds, or start afresh; the progress."""
+        config = self.config
+        create_out_dir(self.own_dir)
+        directory = self.path("checkpoints", own=True)
+        self.checkpoint = checkpoint.RunCheckpoint(directory, self.model, self.optimizer)
+        if config.restart:
+            self.checkpoint.clear()
+        status, usable, differences = checkpoint.READY, [], []
+        numbers = self.checkpoint.numbers()
+        if numbers:
+            saved = load_record(self.path(records.RECORD_FILE, own=True))
+            differences = (record_differences(saved, self.record) if saved is not None
+                           else [f"{records.RECORD_FILE}: missing"])
+            if differences:
+                status = checkpoint.DIFFERENT_RUN
+            else:
+                for number in reversed(numbers):
+                    if self.checkpoint.usable(number):
+                        usable.append(number)
+                        if count_workers(self.strategy) == 1:
+                            break
+                status = checkpoint.READY if usable else checkpoint.NONE_USABLE
+        number, worst = checkpoint.agree(self.strategy, status, usable)
+        where = f"The run directory {self.own_dir!r}"
+        if worst == checkpoint.DIFFERENT_RUN:
+            raise ValueError(
+                f"{where} holds a checkpoint of a different run"
+                + (f" ({'; '.join(differences)})" if differences else " (on another worker)")
+                + ". Pass --restart to start it again (its checkpoints are deleted), or a new "
+                "--out DIR."
+            )
+        if worst == checkpoint.NONE_USABLE:
+            raise ValueError(
+                f"{where} has checkpoints ({directory}) but none can be read (on this or "
+                "another worker). Pass --restart to start the run again, or a new --out DIR."
+            )
+        if number is None:
+            self._clear_files()
+            save_record(self.path(records.RECORD_FILE, own=True), self.record)
+            if self.chief:  # what prediction needs: class names, normalisation, input shape
+                save_data_record(self.run_dir, self.splits)
+            progress = checkpoint.initial_progress()
+            # The initial state: a finite checkpoint to fall back on if the loss diverges.
+            self.checkpoint.save(0, progress)
+            return progress
+        progress = self.checkpoint.restore(number)
+        if self.chief:
+            records.settle_staged_best(self.run_dir, number)
+            if progress["history"]:
+                records.write_history_csv(self.path(records.HISTORY_FILE), progress["history"])
+        if not progress["finished"] and os.path.exists(self.path(records.MODEL_FILE, own=True)):
+            os.remove(self.path(records.MODEL_FILE, own=True))  # from a later, lost epoch
+        epochs = self.settings["epochs"]
+        where = (f"after epoch {progress['epoch']}" if not progress["step"] else
+                 f"at epoch {progress['epoch'] + 1}, step {progress['step']}")
+        self.say(f"resuming from the checkpoint {where} in {directory}"
+                 + (" (the run is complete; pass --restart to train again)"
+                    if progress["finished"] or progress["epoch"] >= epochs else ""))
+        return progress
+
+    # ---------------------------------------------------------------------------- the run
+    def execute(self, callbacks, started):
+        self.prepare()
+        progress = self.resume()
+        self.model.stop_training = False
+        callback_list = Callbacks(
+            callbacks, self.model, epochs=self.settings["epochs"], verbose=0,
+            steps=self.splits.num_train // self.global_batch,
+        )
+        callback_list.on_train_begin({})
+        outcome = train_epochs(self, progress, callback_list)
+        if outcome["diverged_at"] is not None:
+            epoch, step = outcome["diverged_at"]
+            message = (
+                f"The loss became {outcome['value']} at epoch {epoch}, step {step}. Try a "
+                "smaller --lr, a longer --warmup-epochs or gradient clipping. The run directory "
+                "keeps the last finite checkpoint."
+            )
+            self.say(f"\n{message}")
+            if self.config.terminate_on_nan:
+                raise TrainingDiverged(message)
+            number = max(self.checkpoint.numbers())
+            progress = self.checkpoint.restore(number)
+            self.say(f"continuing with the last finite checkpoint (global step {number})")
+        return self.finish(progress, outcome, callback_list, started)
+
+    def finish(self, progress, outcome, callback_list, started):
+        history = [dict(row) for row in progress["history"]]
+        records.save_model_atomic(self.model, self.path(records.MODEL_FILE, own=True))
+        test_batches = self.strategy.experimental_distribute_dataset(
+            evaluation_batches(self.splits.test, self.global_batch)
+        )
+        test = self.trainer.evaluate(test_batches)
+        if history:
+            history[-1].update({f"test_{k}": v for k, v in test.items()})
+        if self.chief and history:
+            records.write_history_csv(self.path(records.HISTORY_FILE), history)
+            records.TensorBoardWriter(self.path(records.LOG_DIR)).write(
+                {"epoch": history[-1]["epoch"], **{f"test_{k}": v for k, v in test.items()}}
+            )
+            records.plot_history(self.path(records.PLOT_FILE), history)
+        callback_list.on_train_end({f"test_{k}": v for k, v in test.items()})
+        seconds = time.perf_counter() - started
+        self.say(
+            f"done in {seconds:.1f} s: {len(history)} epoch(s); test "
+            + ", ".join(f"{k} {v:.4f}" for k, v in test.items())
+            + f"\nrun directory: {self.run_dir} ({records.MODEL_FILE}, {records.BEST_FILE}, "
+            f"{records.HISTORY_FILE}, {records.PLOT_FILE}, {records.LOG_DIR}/, checkpoints/)"
+        )
+        return TrainResult(
+            self.model, history, self.run_dir, test, seconds,
+            stopped_early=outcome["stopped"], diverged=outcome["diverged_at"] is not None,
+            diverged_at=outcome["diverged_at"],
+        )
+
+    # ---------------------------------------------------------------------------- data
+    def training_data(self):
+        """The cached training and validation data and the shuffle buffer."""
+        splits = self.splits
+        train_data = maybe_cache(splits.train, splits.num_train)
+        validation = maybe_cache(splits.validation, splits.num_validation)
+        return train_data, validation, shuffle_buffer(train_data, splits.num_train)
+
+    def epoch_feed(self, train_data, buffer, epoch, skip_steps, per_replica_batch):
+        """A step function for one epoch of a batch-size ramp (a new iterator per epoch)."""
+        augment = self.splits.extras.get("augment") if self.settings["augment"] else None
+        dataset = self.strategy.experimental_distribute_dataset(training_batches(
+            train_data, per_replica_batch * self.replicas, self.config.seed, epoch,
+            self.splits.num_train, augment, skip_steps, buffer))
+        return functools.partial(self.trainer.step_from_iterator, iter(dataset))
+
+    def stream_feed(self, train_data, buffer, first_epoch, skip_steps):
+        """A step function with the whole run's iterator built in (fixed batch)."""
+        augment = self.splits.extras.get("augment") if self.settings["augment"] else None
+        stream = training_stream(
+            train_data, self.global_batch, self.config.seed, first_epoch,
+            self.settings["epochs"], self.splits.num_train, augment, skip_steps, buffer)
+        return self.trainer.bind(iter(self.strategy.experimental_distribute_dataset(stream)))
+
+    def epoch_metrics(self, totals, validation_batches):
+        row = metrics_from_sums(self.info.task, totals)
+        row.update({f"val_{k}": v for k, v in self.trainer.evaluate(validation_batches).items()})
+        return row
