@@ -26,6 +26,9 @@ def test_initialisation_follows_he_et_al_and_torchvision():
     for layer in model.layers:
         if getattr(layer, "bias", None) is not None:
             assert not np.any(keras.ops.convert_to_numpy(layer.bias))
+    # With batch norm the hidden layers keep torchvision's N(0, 0.01) (He diverged there).
+    with_bn = zoo.vgg11_bn(input_shape=(32, 32, 3), classes=10)
+    np.testing.assert_allclose(_std(with_bn.get_layer("fc2")), 0.01, rtol=0.03)
     resnet = zoo.resnet18(input_shape=(32, 32, 3), classes=10)
     layer = resnet.get_layer("conv4_block1_1_conv")  # 3x3, 128 -> 256
     np.testing.assert_allclose(_std(layer), np.sqrt(2 / (9 * 256)), rtol=0.03)

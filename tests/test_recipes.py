@@ -108,21 +108,41 @@ def test_every_row_of_a_variant_table_is_registered_and_public(module):
 
 
 @pytest.mark.parametrize(
-    "builder, reference",
+    "name, reference",
     [
-        (vgg_module._vgg, keras.applications.VGG16),
-        (resnet_module._resnet, keras.applications.ResNet50),
-        (alexnet_module._alexnet, keras.applications.VGG16),
-        (zoo.googlenet, keras.applications.InceptionV3),
-        (zoo.lenet5, keras.applications.VGG16),
+        ("vgg16", keras.applications.VGG16),
+        ("vgg11_bn", keras.applications.VGG16),
+        ("resnet50", keras.applications.ResNet50),
+        ("resnet18", keras.applications.ResNet50),
+        ("alexnet", keras.applications.VGG16),
+        ("googlenet", keras.applications.InceptionV3),
+        ("lenet5", keras.applications.VGG16),
     ],
 )
-def test_cnn_builders_take_keras_applications_arguments(builder, reference):
-    ours = inspect.signature(builder).parameters
-    for name, parameter in inspect.signature(reference).parameters.items():
-        assert name in ours, f"{builder.__name__} lacks keras.applications' `{name}`"
-        if name not in ("weights", "name", "classes"):  # zoo defaults: no download, own name
-            assert ours[name].default == parameter.default, name
+def test_cnns_take_keras_applications_arguments(name, reference):
+    # The public function's signature (a variant's is its builder's, `variant_signature`).
+    ours = inspect.signature(getattr(zoo, name)).parameters
+    for argument, parameter in inspect.signature(reference).parameters.items():
+        assert argument in ours, f"{name} lacks keras.applications' `{argument}`"
+        if argument not in ("weights", "name", "classes"):  # no download, own name, lenet's 10
+            assert ours[argument].default == parameter.default, argument
+
+
+def test_variant_signatures_show_each_variants_own_defaults():
+    builder = inspect.signature(rnn_module._sequence_model).parameters
+    assert "variant" not in inspect.signature(zoo.lstm_classifier).parameters
+    assert inspect.signature(zoo.lstm_classifier).parameters["classes"].default == 2
+    assert inspect.signature(zoo.bilstm_classifier).parameters["bidirectional"].default is True
+    regressor = inspect.signature(zoo.gru_regressor).parameters
+    assert regressor["classes"].default is None and regressor["input_dim"].default == 2
+    assert "classifier_activation" not in regressor and "classifier_activation" in builder
+    with pytest.raises(TypeError, match="classifier_activation"):
+        zoo.gru_regressor(classifier_activation="softmax")
+    # What the signature says is what the function does.
+    model = zoo.bilstm_classifier(vocab_size=10, units=2, embedding_dim=2)
+    assert model.output_shape == (None, 2) and "bidirectional_1" in [
+        layer.name for layer in model.layers
+    ]
 
 
 def test_unknown_arguments_are_still_type_errors():

@@ -6,6 +6,7 @@ wildcards, `create_model(name, **kwargs)`, and `model_info(name)`.
 
 import dataclasses
 import fnmatch
+import inspect
 from collections.abc import Callable
 
 from zoo.validation import check_choice, check_int, check_number, unknown_name_error
@@ -233,6 +234,10 @@ class Variant:
             family); None: the family's.
         min_input_shape: The variant's own smallest input; None: the family's.
         default_input_shape: The variant's own default input; None: the family's.
+        defaults: Builder arguments whose default differs for this variant (e.g.
+            `{"bidirectional": True}`); the variant function's signature shows them.
+        excluded: Builder arguments this variant does not take (a TypeError, as for any
+            unknown argument).
     """
 
     summary: str
@@ -244,21 +249,48 @@ class Variant:
     paper: Paper | None = None
     min_input_shape: tuple | None = None
     default_input_shape: tuple | None = None
+    defaults: dict = dataclasses.field(default_factory=dict)
+    excluded: tuple = ()
+
+    def arguments(self, variant, kwargs):
+        """`kwargs` over this variant's defaults; an excluded argument is a TypeError."""
+        for name in self.excluded:
+            if name in kwargs:
+                raise TypeError(f"{variant}() got an unexpected keyword argument {name!r}")
+        return {**self.defaults, **kwargs}
 
 
-def register_variant(table, **family):
+def variant_signature(builder, row):
+    """The signature a variant function offers: its builder's keyword arguments (after the
+    leading `variant`), with the row's own defaults and without its excluded arguments."""
+    parameters = list(inspect.signature(builder).parameters.values())[1:]
+    return inspect.Signature(
+        [
+            p.replace(default=row.defaults[p.name]) if p.name in row.defaults else p
+            for p in parameters
+            if p.name not in row.excluded
+        ]
+    )
+
+
+def register_variant(table, builder, **family):
     """Decorator: register a variant function with its row of `table` (keyed by the function's
     name) and the arguments its family shares (task, paper, shapes, default dataset,
     small_config).
 
-        @register_variant(VARIANTS, task="image-classification", paper=VGG_PAPER, ...)
+        @register_variant(VARIANTS, _vgg, task="image-classification", paper=VGG_PAPER, ...)
         def vgg16(**kwargs):
             '''VGG-16 (configuration D) of Simonyan & Zisserman 2014.'''
             return _vgg("vgg16", **kwargs)
+
+    The function keeps its own name, code and one-line docstring; its `__signature__` is the
+    builder's keyword arguments (`variant_signature`), so `help()`, IDEs and the training
+    engine (which reads `classifier_activation`'s default) see the real arguments.
     """
 
     def decorator(fn):
         row = table[fn.__name__]
+        fn.__signature__ = variant_signature(builder, row)
         arguments = dict(family)
         for own in ("small_config", "paper", "min_input_shape", "default_input_shape"):
             if getattr(row, own) is not None:

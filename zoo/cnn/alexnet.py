@@ -238,7 +238,7 @@ def _alexnet(
 
 
 _register = register_variant(
-    VARIANTS, task="image-classification", paper=ALEXNET_PAPER, default_dataset="cifar10"
+    VARIANTS, _alexnet, task="image-classification", paper=ALEXNET_PAPER, default_dataset="cifar10"
 )
 
 

@@ -290,6 +290,7 @@ def _resnet(
 
 _register = register_variant(
     VARIANTS,
+    _resnet,
     task="image-classification",
     paper=RESNET_PAPER,
     default_input_shape=DEFAULT_SHAPE,

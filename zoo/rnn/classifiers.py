@@ -99,10 +99,9 @@ def _recipe(cell, regressor):
 
 
 class SequenceSpec(typing.NamedTuple):
-    """The architecture row of one variant: its cell and its argument defaults."""
+    """The architecture row of one variant."""
 
     cell: str
-    defaults: dict  # arguments whose default differs by variant
     regressor: bool  # one linear output: `classes` must stay None
 
 
@@ -120,7 +119,10 @@ def _row(cell, defaults, paper, params, summary, regressor=False, bidirectional=
         recipe=_recipe(recipe_cell, regressor),
         paper=paper,
         small_config=_REGRESSOR_SMALL if regressor else _CLASSIFIER_SMALL,
-        spec=SequenceSpec(cell, defaults, regressor),
+        spec=SequenceSpec(cell, regressor),
+        defaults=defaults,
+        # A regressor's output is one linear value: no classifier head to choose.
+        excluded=("classifier_activation",) if regressor else (),
     )
 
 
@@ -226,7 +228,7 @@ def _sequence_model(
 ):
     """Build the sequence model `variant` (a key of `VARIANTS`).
 
-    The public functions fill in their variant's defaults (`VARIANTS[variant].spec.defaults`):
+    The public functions fill in their variant's defaults (`VARIANTS[variant].defaults`):
     classifiers `classes=2`, `bilstm_classifier` also `bidirectional=True`, regressors
     `classes=None` and `input_dim=2` (the adding problem's (value, marker) steps).
 
@@ -343,9 +345,9 @@ def _sequence_model(
 
 def _build(variant, kwargs):
     """`_sequence_model` with the variant's defaults under the caller's arguments."""
-    spec = VARIANTS[variant].spec
-    arguments = {**spec.defaults, **kwargs}
-    if spec.regressor and arguments["classes"] is not None:
+    row = VARIANTS[variant]
+    arguments = row.arguments(variant, kwargs)
+    if row.spec.regressor and arguments["classes"] is not None:
         raise ValueError(
             f"{variant} has one linear output: argument `classes` must be None (use the "
             f"*_classifier models for classes). Received: classes={arguments['classes']!r}"
@@ -357,6 +359,7 @@ def _build(variant, kwargs):
 
 _classifier = register_variant(
     VARIANTS,
+    _sequence_model,
     task="sequence-classification",
     default_input_shape=(None,),
     min_input_shape=(1,),
@@ -364,6 +367,7 @@ _classifier = register_variant(
 )
 _regressor = register_variant(
     VARIANTS,
+    _sequence_model,
     task="sequence-regression",
     default_input_shape=(None, 2),
     min_input_shape=(1, 2),
