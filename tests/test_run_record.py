@@ -2,6 +2,7 @@
 its history reports, callbacks, divergence, and a run directory that survives damage."""
 
 import csv
+import dataclasses
 import glob
 import json
 import math
@@ -13,7 +14,14 @@ import numpy as np
 import pytest
 
 from zoo import registry
-from zoo.training import TrainConfig, TrainingDiverged, evaluate_saved_model, records, train
+from zoo.training import (
+    TrainConfig,
+    TrainingDiverged,
+    evaluate_saved_model,
+    pipeline,
+    records,
+    train,
+)
 from zoo.training.config import resolve_recipe
 
 QUICK = dict(model="test_dropout_mlp", epochs=2, batch_size=64, verbose=0)
@@ -188,3 +196,39 @@ def test_files_agree_with_the_checkpoint_after_a_kill_between_checkpoint_and_ren
                         os.path.join(tmp_path / "reference", "best.keras")).get_weights()):
         np.testing.assert_array_equal(a, b)
     assert not glob.glob(os.path.join(out, ".*"))  # no staged or temporary file left
+
+
+def test_a_dataset_of_unknown_size_is_counted_once_and_the_rate_moves_every_step(tmp_path):
+    from zoo.data import base as data_base
+    from zoo.training.strategy import LearningRatePlan
+
+    def unsized_digits(seed=0):
+        splits = data_base.load_dataset("digits")
+        # A filter hides the size from tf.data, as a tfds set without metadata would.
+        return dataclasses.replace(splits, train=splits.train.filter(lambda x, y: True),
+                                   num_train=None)
+
+    data_base.register_dataset("test_unsized_digits", task="image-classification",
+                               summary="digits of unknown size", offline=True)(unsized_digits)
+    try:
+        out = str(tmp_path / "run")
+        train(out=out, dataset="test_unsized_digits", warmup_epochs=1, **QUICK)
+        with open(os.path.join(out, "config.json"), encoding="utf-8") as f:
+            record = json.load(f)
+        assert record["num_train"] == 1293  # counted after the validation hold-out
+        plan = LearningRatePlan(1e-3, 32, "linear", 1.0, "cosine", 2)
+        steps = 1293 // 64
+        rows = _history(out)
+        # The last step of the warm-up epoch, not the epoch's first value.
+        assert float(rows[0]["lr"]) == pytest.approx(plan((steps - 1) / steps, 64), rel=1e-9)
+        # A resume reads the count from the record instead of counting again.
+        calls = []
+        original = pipeline.count_examples
+        pipeline.count_examples = lambda dataset: calls.append(1) or original(dataset)
+        try:
+            train(out=out, dataset="test_unsized_digits", warmup_epochs=1, **QUICK)
+        finally:
+            pipeline.count_examples = original
+        assert calls == []
+    finally:
+        data_base._DATASETS.pop("test_unsized_digits", None)

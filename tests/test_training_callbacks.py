@@ -96,6 +96,11 @@ def test_history_csv_round_trip_keeps_completed_epochs(tmp_path):
     assert records.read_history_csv(path) == rows
     assert records.read_history_csv(path, completed_epochs=2) == rows[:2]
     assert os.listdir(tmp_path) == ["history.csv"]  # no temporary file left
+    # What a kill during a write leaves behind is removed by the next run.
+    (tmp_path / ".history.csv.4242.tmp").write_text("half a fi")
+    (tmp_path / ".model.keras.4242.tmp.keras").write_text("")
+    records.remove_temporaries(str(tmp_path))
+    assert os.listdir(tmp_path) == ["history.csv"]
 
 
 def test_staged_best_model_follows_the_checkpoint(tmp_path):

@@ -41,6 +41,13 @@ def _temporary(path, suffix=""):
     return os.path.join(directory, f".{name}.{os.getpid()}.tmp{suffix}")
 
 
+def remove_temporaries(directory):
+    """Delete the temporary files a killed process left (`.NAME.PID.tmp*`)."""
+    for path in glob.glob(os.path.join(directory, ".*.tmp*")):
+        if re.search(r"\.\d+\.tmp(\.\w+)?$", path):
+            os.remove(path)
+
+
 def write_text_atomic(path, text):
     """Write a text file under a temporary name, then rename it into place."""
     tmp = _temporary(path)

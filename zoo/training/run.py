@@ -241,6 +241,7 @@ class _Run:
         """Restore the newest checkpoint every worker holds, or start afresh; the progress."""
         config = self.config
         create_out_dir(self.own_dir)
+        records.remove_temporaries(self.own_dir)
         directory = self.path("checkpoints", own=True)
         self.checkpoint = checkpoint.RunCheckpoint(directory, self.model, self.optimizer)
         if config.restart:
