@@ -30,8 +30,11 @@ class DatasetSplits:
         extras: Anything else a model needs (e.g. a caption tokenizer).
         validation: Unbatched validation examples for model selection (best checkpoint, early
             stopping), never the test split. A loader sets it when the dataset has its own
-            validation split; otherwise training holds out a deterministic, seeded slice of
-            `train` (see `zoo.training`).
+            validation split, or when its training examples are not independent (e.g. several
+            captions of one image: a held-out caption's image would also be in training);
+            otherwise training holds out 10% of `train`, one example of every ten at a seeded
+            position (`zoo.training.pipeline.hold_out_validation`), and `num_train` there
+            counts the remaining 90%.
         num_validation: Number of validation examples, if known.
     """
 
