@@ -12,6 +12,7 @@ import engine_helpers
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from zoo import registry
 from zoo.training import (
@@ -232,3 +233,43 @@ def test_a_dataset_of_unknown_size_is_counted_once_and_the_rate_moves_every_step
         assert calls == []
     finally:
         data_base._DATASETS.pop("test_unsized_digits", None)
+
+
+def test_sgd_momentum_nesterov_and_decoupled_weight_decay_follow_their_formulas():
+    from zoo.training.build import make_optimizer
+
+    settings = {"optimizer": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 0.1}
+    optimizer = make_optimizer(settings, 0.5)
+    variable = keras.Variable(np.array([1.0, -2.0], "float32"))
+    gradients = [np.array([0.3, 0.1], "float32"), np.array([-0.2, 0.4], "float32")]
+    for g in gradients:
+        optimizer.apply([g], [variable])
+    # Keras: decoupled decay first (w -= lr * wd * w), then Nesterov momentum
+    # (m = mu * m - lr * g; w += mu * m - lr * g).
+    w, m, lr, mu, wd = np.array([1.0, -2.0]), np.zeros(2), 0.5, 0.9, 0.1
+    for g in gradients:
+        w = w - lr * wd * w
+        m = mu * m - lr * g
+        w = w + mu * m - lr * g
+    np.testing.assert_allclose(variable.numpy(), w, rtol=1e-6)
+
+
+def test_augment_false_skips_the_datasets_augmentation(tmp_path):
+    from zoo.data import base as data_base
+
+    def blanked_digits():
+        splits = data_base.load_dataset("digits")
+        # An "augmentation" that erases the image: training on it cannot learn.
+        splits.extras["augment"] = lambda image, seed: tf.zeros_like(image)
+        return splits
+
+    data_base.register_dataset("test_blanked_digits", task="image-classification",
+                               summary="digits with an erasing augmentation",
+                               offline=True)(blanked_digits)
+    try:
+        settings = {**QUICK, "dataset": "test_blanked_digits", "epochs": 3}
+        erased = train(out=str(tmp_path / "on"), augment=True, **settings)
+        kept = train(out=str(tmp_path / "off"), augment=False, **settings)
+    finally:
+        data_base._DATASETS.pop("test_blanked_digits", None)
+    assert erased.history[-1]["accuracy"] < 0.2 < 0.4 < kept.history[-1]["accuracy"]
