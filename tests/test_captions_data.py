@@ -34,8 +34,17 @@ def test_registered():
 
 
 def test_shapes_captions_structure_and_model_fit():
-    splits = load_dataset("shapes_captions", num_train=20, num_test=5, image_size=16)
+    splits = load_dataset(
+        "shapes_captions", num_train=20, num_validation=4, num_test=5, image_size=16
+    )
     assert splits.num_train == 40 and splits.num_test == 5  # two references per image
+    # Validation is by image (one element each, all references kept), and no validation
+    # image is a training image.
+    assert splits.num_validation == 4 and len(list(splits.validation)) == 4
+    assert all(len(r) == 2 for r in splits.extras["validation_references"])
+    train_images = np.stack([x[0][0] for x in splits.train.as_numpy_iterator()])
+    for (image, _), _, _ in splits.validation.as_numpy_iterator():
+        assert not np.any(np.all(np.isclose(train_images, image), axis=(1, 2, 3)))
     check_elements(splits, (16, 16, 3), steps=11)
     references = splits.extras["test_references"]
     tokenizer = splits.extras["tokenizer"]
@@ -144,8 +153,15 @@ def test_caption_folder(layout, tmp_path):
     check_elements(splits, (8, 8, 3), steps=21)
     oblong = load_dataset("caption_folder", path=str(tmp_path), image_size=(6, 9))
     check_elements(oblong, (6, 9, 3), steps=21)
-    assert splits.num_test == 2 and splits.num_train == 6  # 3 images x 2 captions
+    # 5 images: 2 test, 1 validation (10% rounds up to one image), 2 training x 2 captions.
+    assert splits.num_test == 2 and splits.num_validation == 1 and splits.num_train == 4
     assert len(splits.extras["test_references"]) == 2
+    assert len(splits.extras["validation_references"]) == 1
+    # By image: no image has captions in two splits.
+    test_files = set(splits.extras["test_files"])
+    validation_refs = splits.extras["validation_references"][0]
+    assert not any(validation_refs == refs for refs in splits.extras["test_references"])
+    assert len(test_files) == 2
     assert all(len(r) == 2 for r in splits.extras["test_references"])
     assert set(splits.model_kwargs["vocabulary"]) >= {"a", "picture", "caption"}
     model = zoo.create_model(

@@ -206,15 +206,15 @@ def evaluate_command(args):
         target, options = saved.model_file, {"outputs": saved.record.get("outputs")}
         loader_options = saved.record.get("dataset_kwargs") if dataset == saved.record.get(
             "dataset") else None
-        if "dataset_kwargs" in inspect.signature(evaluate_saved_model).parameters:
-            options["dataset_kwargs"] = loader_options
-        else:  # TODO(engine): evaluate_saved_model(..., dataset_kwargs=) for a file of a run
-            loader_options = None
+        options["dataset_kwargs"] = loader_options
         _check_loader_options(dataset, loader_options, args.path)
+    if args.outputs:
+        options["outputs"] = args.outputs
     crop_border = args.crop_border or saved.record.get("crop_border", 0)
     try:
         metrics, name = evaluate_saved_model(target, dataset, batch_size=args.batch_size,
-                                             crop_border=crop_border, **options)
+                                             crop_border=crop_border, split=args.split,
+                                             beam_width=args.beam_width, **options)
     except ValueError as error:
         if "in user code:" not in str(error):
             raise
@@ -223,7 +223,7 @@ def evaluate_command(args):
         reason = str(error).strip().splitlines()[-1].strip()
         raise ValueError(f"The model {args.path!r} does not fit the data of {dataset!r}: "
                          f"{reason}") from None
-    print(f"{name} test: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    print(f"{name} {args.split}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     return 0
 
 

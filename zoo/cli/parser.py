@@ -193,6 +193,13 @@ def _add_evaluate(commands):
     evaluate.add_argument("--dataset", help="default: the run's dataset")
     evaluate.add_argument("--batch-size", type=positive_int, default=128)
     evaluate.add_argument("--crop-border", type=non_negative_int, default=0)
+    evaluate.add_argument("--split", choices=("test", "validation"), default="test",
+                          help="the test split (default) or the dataset's own validation split")
+    evaluate.add_argument("--outputs", choices=("probabilities", "log_probabilities", "logits",
+                                                "values"),
+                          help="what the model returns, for a .keras file without a run record")
+    evaluate.add_argument("--beam-width", type=positive_int, default=1,
+                          help="captioners: 1 for greedy search (default), more for beam search")
 
 
 def _add_model_commands(commands):

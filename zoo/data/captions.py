@@ -28,6 +28,7 @@ from zoo import text
 from zoo.data.base import DatasetSplits, register_dataset
 from zoo.data.downloads import load_tfds
 from zoo.data.folders import as_pair, check_image_file
+from zoo.validation import check_int, check_number
 
 TASK = "image-captioning"
 
@@ -104,16 +105,26 @@ def _teacher_forcing_dataset(tokenizer, images, captions):
     return tf.data.Dataset.from_tensor_slices(((images, caption_in), caption_out, mask))
 
 
-def _from_arrays(name, train_images, train_refs, test_images, test_refs, vocabulary, max_length):
+def _from_arrays(name, splits, vocabulary, max_length):
+    """DatasetSplits from `{"train"|"validation"|"test": (images, references)}`.
+
+    Training gives one example per reference; validation and test one per image (its first
+    reference), with every reference in `extras["validation_references"]` and
+    `extras["test_references"]` for the caption metrics.
+    """
     tokenizer = text.CaptionTokenizer(vocabulary, max_length=max_length)
+    train_images, train_refs = splits["train"]
     pair_images = np.repeat(np.arange(len(train_refs)), [len(r) for r in train_refs])
     pair_captions = [c for refs in train_refs for c in refs]
     train = _teacher_forcing_dataset(tokenizer, train_images[pair_images], pair_captions)
-    test = _teacher_forcing_dataset(tokenizer, test_images, [refs[0] for refs in test_refs])
+
+    def per_image(images, references):
+        return _teacher_forcing_dataset(tokenizer, images, [refs[0] for refs in references])
+
     return DatasetSplits(
         name=name,
         train=train,
-        test=test,
+        test=per_image(*splits["test"]),
         task=TASK,
         model_kwargs={
             "vocabulary": list(vocabulary),
@@ -121,8 +132,14 @@ def _from_arrays(name, train_images, train_refs, test_images, test_refs, vocabul
             "max_length": max_length,
         },
         num_train=len(pair_captions),
-        num_test=len(test_refs),
-        extras={"tokenizer": tokenizer, "test_references": [list(r) for r in test_refs]},
+        num_test=len(splits["test"][1]),
+        validation=per_image(*splits["validation"]),
+        num_validation=len(splits["validation"][1]),
+        extras={
+            "tokenizer": tokenizer,
+            "validation_references": [list(r) for r in splits["validation"][1]],
+            "test_references": [list(r) for r in splits["test"][1]],
+        },
     )
 
 
@@ -132,22 +149,28 @@ def _from_arrays(name, train_images, train_refs, test_images, test_refs, vocabul
     summary="synthetic coloured shapes in two layouts with templated captions (generated)",
     offline=True,
 )
-def shapes_captions(num_train=3000, num_test=300, image_size=32, seed=0):
+def shapes_captions(num_train=3000, num_validation=300, num_test=300, image_size=32, seed=0):
     """The offline synthetic captioning set (see `shapes_examples`).
 
-    Training and test images come from different random streams of the same seed. Each
-    training image gives two examples (one per reference). The vocabulary is
-    `zoo.text.SHAPES_VOCABULARY`, the captioners' default, and `max_length` is 10
-    words, the longest caption.
+    Training and validation images come from one random stream of the seed (the last
+    `num_validation` images are validation), test images from another, so no image is in two
+    splits: the validation split is by image, never one caption of an image in training and
+    the other in validation. Each training image gives two examples (one per reference). The
+    vocabulary is `zoo.text.SHAPES_VOCABULARY`, the captioners' default, and `max_length` is
+    10 words, the longest caption.
     """
-    train_images, train_refs = shapes_examples(num_train, image_size, seed=2 * seed)
-    test_images, test_refs = shapes_examples(num_test, image_size, seed=2 * seed + 1)
+    check_int("num_train", num_train)
+    check_int("num_validation", num_validation)
+    check_int("num_test", num_test)
+    images, references = shapes_examples(num_train + num_validation, image_size, seed=2 * seed)
+    test = shapes_examples(num_test, image_size, seed=2 * seed + 1)
     return _from_arrays(
         "shapes_captions",
-        train_images,
-        train_refs,
-        test_images,
-        test_refs,
+        {
+            "train": (images[:num_train], references[:num_train]),
+            "validation": (images[num_train:], references[num_train:]),
+            "test": test,
+        },
         text.SHAPES_VOCABULARY,
         max_length=10,
     )
@@ -331,6 +354,7 @@ def caption_folder(
     images_dir=None,
     image_size=64,
     test_fraction=0.1,
+    validation_fraction=0.1,
     max_length=20,
     max_words=None,
     min_count=1,
@@ -351,11 +375,13 @@ def caption_folder(
         images_dir: Image folder; default: found in `path`.
         image_size: Images are resized to this size (N for N x N, or (height, width); RGB,
             [0, 1]).
-        test_fraction: Fraction of the images (not captions) held out, in (0, 1).
+        test_fraction: Fraction of the images (not captions) held out for testing, in (0, 1).
+        validation_fraction: Fraction of the images held out for validation (model
+            selection), in (0, 1); by image, so no image has captions in two splits.
         max_length: Most words per caption.
         max_words, min_count: Vocabulary limits (see `build_vocabulary`), from training
             captions only.
-        seed: Seed of the train/test split.
+        seed: Seed of the train/validation/test split.
 
     Raises:
         ValueError: if the folder is missing, no caption names an existing image, or an
@@ -363,10 +389,10 @@ def caption_folder(
     """
     if not os.path.isdir(path):
         raise ValueError(f"Argument `path` must be a directory. Received: path={path!r}")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(
-            f"Argument `test_fraction` must be in (0, 1). Received: test_fraction={test_fraction}"
-        )
+    check_number("test_fraction", test_fraction, low=0, high=1, low_inclusive=False,
+                 high_inclusive=False)
+    check_number("validation_fraction", validation_fraction, low=0, high=1,
+                 low_inclusive=False, high_inclusive=False)
     size = as_pair("image_size", image_size)
     captions_file = captions_file or _find_captions_file(path)
     images_dir = images_dir or _find_images_dir(path)
@@ -381,11 +407,17 @@ def caption_folder(
         check_image_file(os.path.join(images_dir, file_name), argument="image")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(present))
-    num_test = min(max(1, round(test_fraction * len(present))), len(present) - 1)
-    if num_test < 1:
-        raise ValueError(f"Need at least 2 captioned images to split; found {len(present)}.")
+    if len(present) < 3:
+        raise ValueError(
+            f"Need at least 3 captioned images (training, validation and test) in {images_dir!r};"
+            f" found {len(present)}."
+        )
+    num_test = min(max(1, round(test_fraction * len(present))), len(present) - 2)
+    num_validation = min(max(1, round(validation_fraction * len(present))),
+                         len(present) - num_test - 1)
     test_files = [present[i] for i in sorted(order[:num_test])]
-    train_files = [present[i] for i in sorted(order[num_test:])]
+    validation_files = [present[i] for i in sorted(order[num_test:num_test + num_validation])]
+    train_files = [present[i] for i in sorted(order[num_test + num_validation:])]
     vocabulary = text.build_vocabulary(
         (c for f in train_files for c in captions[f]), max_words=max_words, min_count=min_count
     )
@@ -409,6 +441,7 @@ def caption_folder(
 
     train, num_train = dataset(train_files, True)
     test, num_test = dataset(test_files, False)
+    validation, num_validation = dataset(validation_files, False)
     return DatasetSplits(
         name="caption_folder",
         train=train,
@@ -421,8 +454,11 @@ def caption_folder(
         },
         num_train=num_train,
         num_test=num_test,
+        validation=validation,
+        num_validation=num_validation,
         extras={
             "tokenizer": tokenizer,
+            "validation_references": [captions[f] for f in validation_files],
             "test_references": [captions[f] for f in test_files],
             "test_files": test_files,
         },

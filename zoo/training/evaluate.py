@@ -11,6 +11,8 @@ import os
 import keras
 import tensorflow as tf
 
+import zoo
+from zoo.captioning import metrics as caption_metrics
 from zoo.data import base as data_base
 from zoo.training import records
 from zoo.training.config import load_record
@@ -23,8 +25,12 @@ SPLITS = ("test", "validation")
 
 
 def evaluate_saved_model(path, dataset=None, batch_size=128, crop_border=0, strategy=None,
-                         outputs=None, split="test", dataset_kwargs=None):
+                         outputs=None, split="test", dataset_kwargs=None, beam_width=1):
     """Evaluate a saved `.keras` model (or a run directory) on a dataset's test split.
+
+    Captioners also get COCO's caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D; see
+    `zoo.captioning.metrics.caption_scores`) of the captions they generate for the split's
+    images, against every reference of each image.
 
     Args:
         path: A run directory (its `model.keras`, and its record for the dataset, the loader's
@@ -40,6 +46,7 @@ def evaluate_saved_model(path, dataset=None, batch_size=128, crop_border=0, stra
         split: "test", or "validation" when the loader has its own validation split.
         dataset_kwargs: The loader's arguments; None: the run record's when it is the run's
             dataset, else just the image size the model takes.
+        beam_width: Captioners: 1 for greedy search, more for beam search.
 
     Returns:
         (metrics dict, dataset name).
@@ -51,6 +58,7 @@ def evaluate_saved_model(path, dataset=None, batch_size=128, crop_border=0, stra
     check_int("batch_size", batch_size)
     check_int("crop_border", crop_border, minimum=0)
     check_choice("split", split, SPLITS)
+    check_int("beam_width", beam_width)
     if outputs is not None:
         check_choice("outputs", outputs, OUTPUT_KINDS)
     if os.path.isdir(path):
@@ -68,6 +76,7 @@ def evaluate_saved_model(path, dataset=None, batch_size=128, crop_border=0, stra
         raise ValueError("Pass --dataset: the model file alone does not say which data it fits.")
     entry = data_base.dataset_entry(dataset)
     strategy = strategy or tf.distribute.get_strategy()
+    zoo.load_families()  # the zoo's registered classes, before Keras deserialises the file
     with strategy.scope():
         model = keras.models.load_model(path)
     input_shape = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else None
@@ -92,9 +101,9 @@ def evaluate_saved_model(path, dataset=None, batch_size=128, crop_border=0, stra
             "its training examples). Use split='test'."
         )
     got = tuple(tf.nest.flatten(data.element_spec)[0].shape)
-    if input_shape and len(got) == len(input_shape) and any(
+    if input_shape and (len(got) != len(input_shape) or any(
         e is not None and e != g for e, g in zip(input_shape, got)
-    ):
+    )):
         raise ValueError(
             f"The model at {path!r} expects inputs of shape {input_shape} but {dataset!r} gives "
             f"{got}. Evaluate on the dataset it was trained on, with the same --crop-border."
@@ -103,4 +112,11 @@ def evaluate_saved_model(path, dataset=None, batch_size=128, crop_border=0, stra
                                  outputs=outputs or saved.get("outputs"))
     global_batch = batch_size * strategy.num_replicas_in_sync
     batches = strategy.experimental_distribute_dataset(evaluation_batches(data, global_batch))
-    return trainer.evaluate(batches), entry.name
+    metrics = trainer.evaluate(batches)
+    if entry.task == "image-captioning":
+        scores = caption_metrics.evaluate_captions(
+            model, data, references=splits.extras.get(f"{split}_references"),
+            beam_width=beam_width,
+        )
+        metrics.update({k: v for k, v in scores.items() if k != "captions"})
+    return metrics, entry.name

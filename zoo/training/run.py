@@ -28,6 +28,7 @@ import keras
 import tensorflow as tf
 
 from zoo.training import build, checkpoint, records
+from zoo.training.caption_metrics import CaptionMetrics
 from zoo.training.config import (
     TrainConfig,
     TrainingDiverged,
@@ -304,6 +305,15 @@ class _Run:
         self.prepare()
         progress = self.resume()
         self.model.stop_training = False
+        callbacks = list(callbacks or [])
+        if self.info.task == "image-captioning" and self.splits.validation is not None:
+            # What captioning users watch: BLEU-4 and CIDEr-D of greedy captions on (up to
+            # 500 of) the validation images, next to the validation loss in history.csv.
+            callbacks.insert(0, CaptionMetrics(
+                self.splits.validation,
+                references=self.splits.extras.get("validation_references"),
+                max_examples=500,
+            ))
         callback_list = Callbacks(
             callbacks, self.model, epochs=self.settings["epochs"], verbose=0,
             steps=self.splits.num_train // self.global_batch,
