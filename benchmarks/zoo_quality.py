@@ -21,13 +21,17 @@ vanishing gradient does (see `benchmarks/rnn_adding.py`).
     python -m benchmarks.zoo_quality vgg11 lstm_regressor [--readme]
     python -m benchmarks.zoo_quality --quick            # lenet5 and lstm_regressor, 2 epochs
 
-`--readme` writes the table into README.md between `<!-- quality:start -->` and
-`<!-- quality:end -->`, with the date and the machine it was measured on.
+Every run records its rows in `runs/zoo_quality.json` (one entry per model: the row, the
+date, the machine), replacing the entries of the models it measured, so a model retrained
+after a fix updates its own row. `--readme` writes the table of every registered model
+recorded there into README.md between `<!-- quality:start -->` and `<!-- quality:end -->`,
+with the dates and the machine it was measured on.
 """
 
 import argparse
 import dataclasses
 import datetime
+import json
 import math
 import os
 import platform
@@ -41,6 +45,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from benchmarks.harness import Result, format_table  # noqa: E402
 
 MAX_EPOCHS = 10
+RECORD = os.path.join("runs", "zoo_quality.json")
 README_START = "<!-- quality:start -->"
 README_END = "<!-- quality:end -->"
 
@@ -177,47 +182,77 @@ def machine():
     return where + (f", {len(accelerators)} {accelerators[0]}" if accelerators else "")
 
 
-def markdown(results):
-    """The README's quality table, with the date and the machine."""
+def record(results, path=RECORD):
+    """Add `results` to the JSON record (replacing the same models' entries); returns it."""
+    entries = load_record(path)
+    today, where = datetime.date.today().isoformat(), machine()
+    for result in results:
+        model = result.case.split(": ", 1)[0]
+        entries[model] = {"result": dataclasses.asdict(result), "date": today, "machine": where}
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(entries, f, indent=1, sort_keys=True)
+    return entries
+
+
+def load_record(path=RECORD):
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def markdown(entries):
+    """The README's quality table from recorded entries, with the dates and the machines."""
+    import zoo
+
+    names = [name for name in zoo.list_models() if name in entries]
+    dates = sorted({entries[n]["date"] for n in names})
+    machines = sorted({entries[n]["machine"] for n in names})
+    when = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
     lines = [
-        f"Measured {datetime.date.today().isoformat()} on {machine()} with "
-        "`python -m benchmarks zoo_quality --readme`: each model at its `small_config`, trained "
-        "with its recipe only.",
+        f"Measured {when} on {'; '.join(machines)} with `python -m benchmarks zoo_quality "
+        "--readme` (seconds on a machine shared with other jobs): each model at its "
+        "`small_config`, trained with its recipe only.",
         "",
         "| model | dataset, epochs, seconds | test metric | reference | meets it |",
         "| --- | --- | ---: | ---: | --- |",
     ]
-    for r in results:
-        model, setting = r.case.split(": ", 1)
+    for name in names:
+        r = Result(**entries[name]["result"])
+        setting = r.case.split(": ", 1)[1]
         verdict = "-" if r.target is None else ("yes" if r.ratio >= r.target else "**no**")
         lines.append(
-            f"| `{model}` | {setting} | {r.ours:.4g} ({r.unit}) | {r.peer:.4g} ({r.peer_name}) "
+            f"| `{name}` | {setting} | {r.ours:.4g} ({r.unit}) | {r.peer:.4g} ({r.peer_name}) "
             f"| {verdict} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def update_readme(results, path="README.md"):
+def update_readme(entries, path="README.md"):
     """Replace the table between the README's quality markers."""
     with open(path, encoding="utf-8") as f:
         text = f.read()
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
     with open(path, "w", encoding="utf-8") as f:
-        f.write(f"{head}{README_START}\n{markdown(results)}{README_END}{tail}")
+        f.write(f"{head}{README_START}\n{markdown(entries)}{README_END}{tail}")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="models (default: every registered model)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_MODELS}, 2 epochs")
-    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    parser.add_argument(
+        "--readme", action="store_true", help=f"write the table of {RECORD} into README.md"
+    )
     parser.add_argument("--verbose", type=int, default=0)
     args = parser.parse_args(argv)
     results = run(quick=args.quick, names=args.names or None, verbose=args.verbose)
     print(format_table(results))
+    entries = record(results) if not args.quick else load_record()
     if args.readme:
-        update_readme(results)
+        update_readme(entries)
 
 
 if __name__ == "__main__":

