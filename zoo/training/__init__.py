@@ -6,7 +6,9 @@ One job per module, in the manner of TF Model Garden's `base_task` / `base_train
 
     config      TrainConfig, the model's recipe resolved, the run record (config.json)
     task        what a model returns; loss and metrics per registry task
-    trainer     DistributedTrainer: the train and evaluation steps
+    trainer     DistributedTrainer: the train and evaluation steps, several steps per call
+    replicas    per-replica dropout seeds, synchronised batch norm, gradients reduced once
+    precision   mixed precision policies, float16 loss scaling
     pipeline    tf.data: validation hold-out, caching, shuffling, epochs, mid-epoch resume
     checkpoint  the run checkpoint (weights, optimizer, random states, progress)
     records     atomic writes, history.csv, plot, TensorBoard

@@ -14,10 +14,14 @@ import json
 import os
 
 from zoo import registry
+from zoo.training.precision import normalize_precision
 from zoo.training.records import write_text_atomic
-from zoo.validation import check_choice, check_int, check_number
+from zoo.validation import check_bool, check_choice, check_int, check_number
 
 RECORD_VERSION = 1
+# Steps per call of the compiled training step when not set. Measured with
+# `python -m benchmarks engine` (LeNet-5, batch 32, 2-core CPU): see the README's benchmarks.
+DEFAULT_STEPS_PER_EXECUTION = 16
 # The TrainConfig fields that a model's Recipe supplies when they are None.
 RECIPE_FIELDS = tuple(registry.Recipe().fields())
 # When --optimizer names another optimizer than the recipe's, the recipe's optimizer settings
@@ -52,8 +56,15 @@ class TrainConfig:
         clip_norm: Global-norm gradient clipping; 0 turns it off. When neither this nor the
             recipe sets it, sequence tasks clip at 1.0 and the others do not clip.
         lr_scaling: "linear", "sqrt" or "none" (see `LearningRatePlan`).
-        mixed_precision: Compute in bfloat16 ("mixed_bfloat16" policy; bfloat16 has float32's
-            exponent range, so no loss scaling is needed).
+        mixed_precision: None/False (float32), "bfloat16" (True means the same) or "float16"
+            (with a dynamic loss scale); see `zoo.training.precision`. The caller's dtype
+            policy is restored when `train` returns.
+        steps_per_execution: Training steps per call of the compiled step (None:
+            `DEFAULT_STEPS_PER_EXECUTION`). The weights and sums do not depend on it; the
+            progress bar, callbacks' batch hooks and the divergence check see one update per
+            call.
+        sync_batchnorm: Batch normalisation over the global batch (all replicas) instead of
+            each replica's slice, so that N replicas train like one device.
         jit_compile: XLA-compile each replica's forward and backward pass.
         devices: "auto", an int or a list of device names (see `get_strategy`).
         cpu_replicas: Split the CPU into this many logical devices (CPU-only machines).
@@ -94,7 +105,9 @@ class TrainConfig:
     label_smoothing: float | None = None
     augment: bool | None = None
     clip_norm: float | None = None
-    mixed_precision: bool = False
+    mixed_precision: bool | str | None = False
+    steps_per_execution: int | None = None
+    sync_batchnorm: bool = False
     jit_compile: bool = False
     devices: object = "auto"
     cpu_replicas: int | None = None
@@ -153,6 +166,9 @@ def check_config(config):
     check_int("early_stopping", config.early_stopping, allow_none=True)
     check_int("checkpoint_every", config.checkpoint_every, allow_none=True)
     check_int("seed", config.seed, minimum=0)
+    check_int("steps_per_execution", config.steps_per_execution, allow_none=True)
+    normalize_precision(config.mixed_precision)
+    check_bool("sync_batchnorm", config.sync_batchnorm)
     check_int("verbose", config.verbose, minimum=0, maximum=2)
     check_number("clip_norm", config.clip_norm, low=0, allow_none=True)
     for name in ("model_kwargs", "dataset_kwargs"):

@@ -1,12 +1,14 @@
 """The epoch loop of a run: steps, progress, callbacks, and the end-of-epoch writes.
 
-The learning rate is set every step from the plan at the fractional epoch
-`epoch + step / steps_per_epoch` (the steps per epoch are known: from the loader, or counted
-once, see `zoo.training.build.with_validation`).
+Steps run several to a call (`steps_per_execution`, see `zoo.training.trainer`); the host
+reads the running sums once per call and updates the progress bar (and the batch hooks of
+callbacks, as Keras' `fit` does) per call. The learning rate of every step comes from the plan
+at the fractional epoch `epoch + step / steps_per_epoch` (the steps per epoch are known: from
+the loader, or counted once, see `zoo.training.build.with_validation`), passed into the call.
 
-A step whose loss is NaN or infinite ends the loop at once, before anything is saved: the
-newest checkpoint stays the last finite one. Before every checkpoint the weights themselves are
-checked too.
+A step whose loss is NaN or infinite ends its call and the loop at once, before anything is
+saved: the newest checkpoint stays the last finite one. Before every checkpoint the weights
+themselves are checked too.
 
 End of an epoch, in this order (see `zoo.training.records` for why): the epoch's logs ->
 `on_epoch_end` (callbacks may add entries) -> early stopping / best decision -> staged
@@ -14,7 +16,6 @@ End of an epoch, in this order (see `zoo.training.records` for why): the epoch's
 TensorBoard.
 """
 
-import math
 import sys
 import time
 
@@ -68,6 +69,24 @@ def _row_text(row):
     )
 
 
+def call_length(step, steps, global_step, steps_per_execution, checkpoint_every=None):
+    """Steps of the next call: up to `steps_per_execution`, never past the epoch's end nor past
+    the next checkpoint (a checkpoint falls between calls, so a resumed run, which starts at
+    one, takes the same steps as the uninterrupted run).
+
+    Args:
+        step: Steps of the epoch already taken.
+        steps: Steps in the epoch.
+        global_step: Steps of the run already taken.
+        steps_per_execution: The most steps one call takes.
+        checkpoint_every: Checkpoint every this many global steps, or None.
+    """
+    count = min(steps_per_execution, steps - step)
+    if checkpoint_every:
+        count = min(count, checkpoint_every - global_step % checkpoint_every)
+    return count
+
+
 def train_epochs(run, progress, callbacks):
     """Train `run` (a `zoo.training.run._Run`) from `progress` to the last epoch.
 
@@ -116,28 +135,34 @@ def train_epochs(run, progress, callbacks):
         )
         totals = dict(progress["totals"]) if epoch == first_epoch else {}
         lr = run.plan(epoch + start / steps, batch)
-        for step in range(start, steps):
+        step = start
+        while step < steps:
+            count = call_length(step, steps, progress["global_step"], run.steps_per_execution,
+                                config.checkpoint_every)
             if batch_hooks:
                 callbacks.on_train_batch_begin(step, {})
-            lr = run.plan(epoch + step / steps, batch)
-            stats = step_fn(lr)
-            batch_loss = stats["loss"] / max(stats["count"], 1e-12)
-            if not math.isfinite(batch_loss):
-                outcome.update(diverged_at=(epoch + 1, step + 1), value=batch_loss)
+            # Every step's own rate, as one tensor: the plan is exact per step.
+            rates = [run.plan(epoch + (step + i) / steps, batch) for i in range(count)]
+            result = step_fn(rates, totals)
+            if result.diverged:
+                outcome.update(diverged_at=(epoch + 1, step + result.steps), value=result.value)
                 return outcome
-            for key, value in stats.items():
-                totals[key] = totals.get(key, 0.0) + value
-            progress["global_step"] += 1
-            progbar.update(step + 1, [("loss", totals["loss"] / max(totals["count"], 1e-12)),
-                                      ("lr", lr)])
-            if batch_hooks:
-                callbacks.on_train_batch_end(step, {"loss": batch_loss})
+            before, totals = totals, result.totals
+            step += count
+            progress["global_step"] += count
+            lr = rates[-1]
+            progbar.update(step, [("loss", totals["loss"] / max(totals["count"], 1e-12)),
+                                  ("lr", lr)])
+            if batch_hooks:  # once per call, with the call's mean loss (as Keras' fit does)
+                added = totals["count"] - before.get("count", 0.0)
+                callbacks.on_train_batch_end(step - 1, {
+                    "loss": (totals["loss"] - before.get("loss", 0.0)) / max(added, 1e-12)})
             every = config.checkpoint_every
-            if every and progress["global_step"] % every == 0 and step + 1 < steps:
+            if every and progress["global_step"] % every == 0 and step < steps:
                 if not run.trainer.weights_finite():
-                    outcome.update(diverged_at=(epoch + 1, step + 1), value="a non-finite weight")
+                    outcome.update(diverged_at=(epoch + 1, step), value="a non-finite weight")
                     return outcome
-                progress.update(epoch=epoch, step=step + 1, totals=totals)
+                progress.update(epoch=epoch, step=step, totals=totals)
                 run.checkpoint.save(progress["global_step"], progress)
 
         row = {"epoch": epoch + 1, **run.epoch_metrics(totals, validation_batches),

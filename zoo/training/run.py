@@ -18,7 +18,6 @@ final model in `worker-N/`.
 """
 
 import dataclasses
-import functools
 import os
 import shutil
 import tempfile
@@ -27,9 +26,10 @@ import time
 import keras
 import tensorflow as tf
 
-from zoo.training import build, checkpoint, records
+from zoo.training import build, checkpoint, precision, records
 from zoo.training.caption_metrics import CaptionMetrics
 from zoo.training.config import (
+    DEFAULT_STEPS_PER_EXECUTION,
     TrainConfig,
     TrainingDiverged,
     TrainResult,
@@ -50,6 +50,7 @@ from zoo.training.pipeline import (
     training_stream,
 )
 from zoo.training.predict import save_data_record
+from zoo.training.replicas import synchronize_batch_norm
 from zoo.training.strategy import (
     LearningRatePlan,
     batch_size_for_epoch,
@@ -60,7 +61,7 @@ from zoo.training.strategy import (
     worker_dir,
 )
 from zoo.training.task import declared_outputs, metrics_from_sums
-from zoo.training.trainer import DistributedTrainer
+from zoo.training.trainer import SKIPPED, DistributedTrainer
 
 
 def check_out_dir(path):
@@ -132,14 +133,9 @@ def train(config=None, strategy=None, callbacks=None, **overrides):
         strategy = get_strategy(config.devices, config.cpu_replicas)
     check_out_dir(worker_dir(run_dir, strategy))
     keras.utils.set_random_seed(config.seed)
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
+    with precision.precision_policy(precision.normalize_precision(config.mixed_precision)):
         run = _Run(config, strategy, info, entry, settings, sources, run_dir)
         return run.execute(callbacks, started)
-    finally:
-        if config.mixed_precision:
-            keras.mixed_precision.set_global_policy("float32")
 
 
 class _Run:
@@ -151,6 +147,8 @@ class _Run:
         self.chief = is_chief(strategy)
         self.own_dir = worker_dir(run_dir, strategy)
         self.replicas = strategy.num_replicas_in_sync
+        self.precision = precision.normalize_precision(config.mixed_precision)
+        self.steps_per_execution = config.steps_per_execution or DEFAULT_STEPS_PER_EXECUTION
 
     def say(self, *parts):
         if self.config.verbose and self.chief:
@@ -188,7 +186,10 @@ class _Run:
         )
         with self.strategy.scope():
             self.model = build.build_model(info, splits, model_kwargs)
-            self.optimizer = build.make_optimizer(settings, self.plan.scaled_lr(self.global_batch))
+            self.optimizer = precision.with_loss_scaling(
+                build.make_optimizer(settings, self.plan.scaled_lr(self.global_batch)),
+                self.precision)
+        synchronized = synchronize_batch_norm(self.model) if config.sync_batchnorm else 0
         outputs = declared_outputs(info, model_kwargs, self.model)
         clip = build.clip_norm(settings, info.task)
         self.trainer = DistributedTrainer(
@@ -203,7 +204,9 @@ class _Run:
             **{**settings, "clip_norm": clip}, lr_scaling=config.lr_scaling,
             replicas=self.replicas, workers=count_workers(self.strategy),
             global_batch=self.global_batch, batch_size_ramp=config.batch_size_ramp,
-            mixed_precision=config.mixed_precision, jit_compile=config.jit_compile,
+            mixed_precision=self.precision or False, jit_compile=config.jit_compile,
+            # Only when set: the records of runs from before the option stay comparable.
+            **({"sync_batchnorm": True} if config.sync_batchnorm else {}),
             seed=config.seed, early_stopping=config.early_stopping, sources=self.sources,
         )
         self.say(
@@ -223,8 +226,10 @@ class _Run:
         )
         self.say(self.plan.describe(self.global_batch) + f"; optimizer {settings['optimizer']}"
                  + (f"; gradients clipped to global norm {clip}" if clip else ""))
-        if config.mixed_precision:
-            self.say("mixed precision: mixed_bfloat16")
+        self.say(f"{self.steps_per_execution} step(s) per call" + (
+            f"; mixed precision mixed_{self.precision}" if self.precision else "") + (
+            " with a dynamic loss scale" if self.precision == "float16" else "") + (
+            f"; {synchronized} batch norm layer(s) over the global batch" if synchronized else ""))
 
     # ---------------------------------------------------------------------------- resume
     def _clear_files(self):
@@ -373,22 +378,27 @@ class _Run:
         return train_data, validation, shuffle_buffer(train_data, splits.num_train)
 
     def epoch_feed(self, train_data, buffer, epoch, skip_steps, per_replica_batch):
-        """A step function for one epoch of a batch-size ramp (a new iterator per epoch)."""
+        """The steps of one epoch of a batch-size ramp (a new iterator per epoch):
+        `run(learning_rates, totals)` -> `CallResult`."""
         augment = self.splits.extras.get("augment") if self.settings["augment"] else None
         dataset = self.strategy.experimental_distribute_dataset(training_batches(
             train_data, per_replica_batch * self.replicas, self.config.seed, epoch,
             self.splits.num_train, augment, skip_steps, buffer))
-        return functools.partial(self.trainer.step_from_iterator, iter(dataset))
+        return self.trainer.bind_steps(iter(dataset))
 
     def stream_feed(self, train_data, buffer, first_epoch, skip_steps):
-        """A step function with the whole run's iterator built in (fixed batch)."""
+        """The steps with the whole run's iterator built in (fixed batch)."""
         augment = self.splits.extras.get("augment") if self.settings["augment"] else None
         stream = training_stream(
             train_data, self.global_batch, self.config.seed, first_epoch,
             self.settings["epochs"], self.splits.num_train, augment, skip_steps, buffer)
-        return self.trainer.bind(iter(self.strategy.experimental_distribute_dataset(stream)))
+        return self.trainer.bind_steps(
+            iter(self.strategy.experimental_distribute_dataset(stream)))
 
     def epoch_metrics(self, totals, validation_batches):
         row = metrics_from_sums(self.info.task, totals)
+        if self.precision == "float16":
+            row.update(skipped_steps=int(totals.get(SKIPPED, 0)),
+                       loss_scale=precision.loss_scale(self.optimizer))
         row.update({f"val_{k}": v for k, v in self.trainer.evaluate(validation_batches).items()})
         return row

@@ -237,6 +237,12 @@ def batch_statistics(task, targets, outputs, sample_weight, kind, label_smoothin
     }
 
 
+def statistic_names(task):
+    """The keys of `batch_statistics` for a task, in a fixed order (the trainer packs them)."""
+    metric = "absolute_error" if task == "sequence-regression" else "accuracy"
+    return ("loss", "count", metric)
+
+
 def metrics_from_sums(task, sums):
     """Means from summed statistics: {"loss", "accuracy" | "mae", "perplexity" (tokens)}."""
     count = max(float(sums["count"]), 1e-12)
