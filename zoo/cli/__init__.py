@@ -56,8 +56,6 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command == "train" and args.batch_size < 1:
-        parser.error(f"argument --batch-size: must be >= 1, got {args.batch_size}")
 
     from zoo.cli import quiet
 

@@ -109,23 +109,23 @@ def info_command(args):
 
 def train_command(args):
     from zoo.training import TrainConfig, train
+    from zoo.training.config import RECIPE_FIELDS
 
     loader_options = data_kwargs(args)
     missing = _missing_loader_options(args.dataset, loader_options) if args.dataset else []
     if missing:
         flag = "--data-path PATH" if missing[0] == "path" else f"--data-option {missing[0]}=..."
         raise ValueError(f"Dataset {args.dataset!r} needs {missing[0]}: pass {flag}.")
+    # Every recipe field has a flag of its name; None (not given) takes the model's recipe.
+    recipe = {name: getattr(args, name) for name in RECIPE_FIELDS}
     config = TrainConfig(
         model=args.model,
         dataset=args.dataset,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
+        **recipe,
         lr_scaling=args.lr_scaling,
-        warmup_epochs=args.warmup_epochs,
-        schedule=args.schedule,
-        optimizer=args.optimizer,
         mixed_precision=args.mixed_precision,
+        steps_per_execution=args.steps_per_execution,
+        sync_batchnorm=args.sync_batchnorm,
         jit_compile=args.jit_compile,
         devices=args.devices,
         cpu_replicas=args.cpu_replicas,
@@ -133,7 +133,7 @@ def train_command(args):
         batch_size_ramp=args.batch_size_ramp,
         seed=args.seed,
         out=args.out,
-        clip_norm=args.clip_norm,
+        checkpoint_every=args.checkpoint_every,
         early_stopping=args.early_stopping,
         save_best=not args.no_best,
         terminate_on_nan=not args.keep_going_on_nan,
@@ -142,8 +142,9 @@ def train_command(args):
         verbose=1 if args.quiet else 2,
         dataset_kwargs=loader_options,
     )
-    train(config)
-    return 0
+    result = train(config)
+    # --keep-going-on-nan saves and evaluates the last finite model; the run still failed.
+    return 1 if result.diverged else 0
 
 
 def _check_dataset_fits(saved, dataset):

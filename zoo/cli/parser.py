@@ -9,6 +9,7 @@ EXAMPLES = """examples:
   zoo train --model resnet18 --dataset cifar10 --small --epochs 5 --schedule cosine
   zoo train --dataset image_folder --data-path my_photos --model resnet18 --small
   zoo train --cpu-replicas 2 --lr-scaling linear --warmup-epochs 1
+  zoo train --model resnet18 --dataset cifar10 --mixed-precision float16 --sync-batchnorm
   zoo evaluate runs/lenet5-digits
   zoo predict cat.png --model runs/resnet18-image_folder --top 3
   zoo predict cat.jpg --model resnet50             ImageNet weights, ImageNet class names
@@ -55,6 +56,37 @@ def _float_above(minimum, inclusive):
 
 positive_float = _float_above(0, inclusive=False)
 non_negative_float = _float_above(0, inclusive=True)
+
+
+def _number_in(low, high, low_inclusive, high_inclusive):
+    """An argparse type: a number in the interval, e.g. [0, 1)."""
+    interval = f"{'[' if low_inclusive else '('}{low}, {high}{']' if high_inclusive else ')'}"
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        above = value >= low if low_inclusive else value > low
+        below = value <= high if high_inclusive else value < high
+        if not (above and below):
+            raise argparse.ArgumentTypeError(f"must be in {interval}, got {text}")
+        return value
+
+    return parse
+
+
+fraction = _number_in(0, 1, True, False)
+decay_factor = _number_in(0, 1, False, True)
+_milestone = _number_in(0, 1, False, False)
+
+
+def milestones(text):
+    """`--milestones 0.5,0.75` -> (0.5, 0.75): fractions of training in (0, 1)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected fractions like 0.5,0.75, got {text!r}")
+    return tuple(_milestone(part) for part in parts)
 
 
 def devices(text):
@@ -142,22 +174,58 @@ def _add_train(commands):
     )
     train.add_argument("--model", help="registry name (default: lenet5)")
     train.add_argument("--dataset", help="dataset name (default: the model's default dataset)")
-    train.add_argument("--epochs", type=positive_int, default=15)
-    train.add_argument("--batch-size", type=int, default=32, help="per replica (default 32)")
-    train.add_argument("--lr", type=positive_float, help="base learning rate for one replica's "
-                       "batch (default: the optimizer's, Adam 1e-3, SGD 0.01)")
+    recipe = train.add_argument_group(
+        "recipe", "each defaults to the model's recipe (zoo info MODEL); a flag overrides it")
+    recipe.add_argument("--epochs", type=positive_int)
+    recipe.add_argument("--batch-size", type=positive_int, help="per replica")
+    recipe.add_argument("--lr", type=positive_float,
+                        help="peak learning rate for a global batch of --reference-batch, "
+                        "scaled to the actual global batch by --lr-scaling")
+    recipe.add_argument("--reference-batch", type=positive_int, metavar="N",
+                        help="the global batch --lr is stated for")
+    recipe.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "rmsprop"),
+                        help="another optimizer than the recipe's also takes its default "
+                        "learning rate, momentum and weight decay unless given")
+    recipe.add_argument("--momentum", type=fraction, help="SGD/RMSprop momentum, in [0, 1)")
+    recipe.add_argument("--nesterov", action=argparse.BooleanOptionalAction,
+                        help="Nesterov momentum (SGD)")
+    recipe.add_argument("--weight-decay", type=non_negative_float,
+                        help="decoupled weight decay: w -= lr * weight_decay * w each step")
+    recipe.add_argument("--schedule", choices=("cosine", "step", "constant"))
+    recipe.add_argument("--milestones", type=milestones, metavar="F,F,...",
+                        help="step schedule: fractions of training where the rate drops, "
+                        "e.g. 0.5,0.75")
+    recipe.add_argument("--decay-factor", type=decay_factor,
+                        help="step schedule: the multiplier at each milestone, in (0, 1]")
+    recipe.add_argument("--warmup-epochs", type=non_negative_float,
+                        help="gradual warm-up to the scaled learning rate")
+    recipe.add_argument("--label-smoothing", type=fraction, help="in [0, 1)")
+    recipe.add_argument("--no-augment", dest="augment", action="store_const", const=False,
+                        help="skip the dataset's training-time augmentation")
+    recipe.add_argument("--clip-norm", type=non_negative_float,
+                        help="global-norm gradient clipping (default: the recipe's, else 1.0 "
+                        "for sequence tasks; 0 turns it off)")
     train.add_argument("--lr-scaling", choices=("linear", "sqrt", "none"), default="linear",
-                       help="how the learning rate grows with the global batch (Goyal et al. 2017)")
-    train.add_argument("--warmup-epochs", type=float, default=0.0,
-                       help="gradual warm-up to the scaled learning rate")
-    train.add_argument("--schedule", choices=("cosine", "step", "constant"), default="cosine")
-    train.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "rmsprop"), default="adam")
-    train.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute")
-    train.add_argument("--jit-compile", action="store_true", help="XLA-compile the step")
-    train.add_argument("--devices", type=devices, default="auto",
-                       help="'auto' (every GPU, else the CPU), a number, or names like gpu:0,gpu:1")
-    train.add_argument("--cpu-replicas", type=positive_int,
-                       help="split the CPU into N logical devices (CPU-only machines)")
+                       help="how the learning rate grows with the global batch (Goyal et al. "
+                       "2017; default linear)")
+    engine = train.add_argument_group("engine")
+    engine.add_argument("--mixed-precision", nargs="?", const="bfloat16",
+                        choices=("bfloat16", "float16"),
+                        help="compute in bfloat16 (the default when no value is given) or "
+                        "float16 with a dynamic loss scale; weights, losses and softmax stay "
+                        "float32")
+    engine.add_argument("--steps-per-execution", type=positive_int, metavar="N",
+                        help="training steps per call of the compiled step (default 16); the "
+                        "progress bar and divergence check see one update per call")
+    engine.add_argument("--sync-batchnorm", action="store_true",
+                        help="batch normalisation over the global batch, so that N replicas "
+                        "train like one device")
+    engine.add_argument("--jit-compile", action="store_true", help="XLA-compile the step")
+    engine.add_argument("--devices", type=devices, default="auto",
+                        help="'auto' (every GPU, else the CPU), a number, or names like "
+                        "gpu:0,gpu:1")
+    engine.add_argument("--cpu-replicas", type=positive_int,
+                        help="split the CPU into N logical devices (CPU-only machines)")
     train.add_argument("--crop-border", type=non_negative_int, default=0,
                        help="drop an N-pixel border from each image")
     train.add_argument("--batch-size-ramp", type=non_negative_int, nargs="?", const=0,
@@ -165,14 +233,15 @@ def _add_train(commands):
                        "double every epoch up to --batch-size")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", help="run directory (default: runs/MODEL-DATASET)")
-    train.add_argument("--clip-norm", type=float,
-                       help="global-norm gradient clipping (default 1.0 for sequence tasks, else "
-                       "off; 0 turns it off)")
+    train.add_argument("--checkpoint-every", type=positive_int, metavar="N",
+                       help="also checkpoint every N steps inside an epoch (long epochs resume "
+                       "in their middle)")
     train.add_argument("--early-stopping", type=positive_int, metavar="PATIENCE",
-                       help="stop after PATIENCE epochs without a better test loss")
+                       help="stop after PATIENCE epochs without a better validation loss")
     train.add_argument("--no-best", action="store_true", help="do not keep best.keras")
     train.add_argument("--keep-going-on-nan", action="store_true",
-                       help="stop quietly instead of failing when the loss becomes NaN")
+                       help="when the loss becomes NaN, save the last finite checkpoint as "
+                       "model.keras and evaluate it (exit status 1 all the same)")
     train.add_argument("--small", action="store_true",
                        help="build the model with its small registry configuration")
     train.add_argument("--restart", action="store_true",
