@@ -221,8 +221,12 @@ class CharLanguageModel(keras.Model):
         x = ops.take(self.embedding.embeddings, ops.cast(tokens, "int32"), axis=0)
         new_states = []
         for layer, state in zip(self.recurrent_layers, states):
+            dtypes = [s.dtype for s in state]
             x, state = layer.cell(x, list(state), training=False)
-            new_states.append(list(state) if isinstance(state, (list, tuple)) else [state])
+            state = list(state) if isinstance(state, (list, tuple)) else [state]
+            # Under mixed precision the cell computes in float16/bfloat16; the sampler's loop
+            # carries the states in the dtype they came in (float32), as Keras' RNN does.
+            new_states.append([ops.cast(s, d) for s, d in zip(state, dtypes)])
         return self.logits_layer(x), new_states
 
     def call(self, inputs, training=None):
