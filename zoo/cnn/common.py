@@ -17,6 +17,7 @@ import os
 import keras
 
 import layers as zoo_layers
+from zoo import weights as zoo_weights
 from zoo.registry import Recipe
 from zoo.validation import check_bool, check_choice, check_int, check_rate, is_int
 
@@ -324,9 +325,12 @@ def dropout(x, rate, scaling, name):
     return zoo_layers.ScaledDropout(rate, scaling=scaling, name=name)(x)
 
 
-def finish(inputs, outputs, name, weights):
-    """Build the functional model and load weights from a file if `weights` is a path."""
+def finish(inputs, outputs, name, weights, variant=None, include_top=True):
+    """Build the functional model and load its weights: `weights` a file path, or "imagenet"
+    (transplanted from `keras.applications`' `variant`)."""
     model = keras.Model(inputs, outputs, name=name)
-    if weights is not None and weights != "imagenet":
+    if weights == "imagenet":
+        zoo_weights.load_imagenet(model, variant, include_top)
+    elif weights is not None:
         model.load_weights(weights)
     return model

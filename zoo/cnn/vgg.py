@@ -29,7 +29,6 @@ import typing
 import keras
 
 import layers as zoo_layers
-from zoo import weights as zoo_weights
 from zoo.cnn import common
 from zoo.registry import Paper, Variant, register_variant
 
@@ -214,10 +213,7 @@ def _vgg(
         x = common.classifier_output(x, classes, classifier_activation)
     else:
         x = common.global_pool(x, pooling)
-    model = common.finish(inputs, x, name or variant, weights)
-    if weights == "imagenet":
-        zoo_weights.load_imagenet(model, variant, include_top)
-    return model
+    return common.finish(inputs, x, name or variant, weights, variant, include_top)
 
 
 _register = register_variant(

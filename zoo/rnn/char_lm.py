@@ -39,18 +39,19 @@ _GRAVES = Paper(
 
 RECIPE = Recipe(
     optimizer="rmsprop",
-    lr=2e-3,
+    lr=1e-2,
     reference_batch=50,
     batch_size=50,
     schedule="constant",
     augment=False,
-    epochs=15,
+    epochs=50,
     clip_norm=5.0,
     paper_setting="Graves 2013: SGD with momentum 0.9, lr 1e-4, weight noise, derivatives "
     "clipped; char-rnn (Karpathy 2015): RMSProp 2e-3 decayed by 0.97 per epoch after 10, "
-    "batch 50, sequences of 50, gradient norm clipped at 5",
-    adaptation="char-rnn's RMSProp at a constant 2e-3 (the shipped corpus trains in a few "
-    "epochs, before char-rnn's decay would start)",
+    "batch 50, sequences of 50, gradient norm clipped at 5, 50 epochs",
+    adaptation="char-rnn's RMSProp and 50 epochs at a constant 1e-2: the shipped 10 KB corpus "
+    "gives 2 steps per epoch, and at 2e-3 the model is still at the unigram perplexity after "
+    "50 epochs (test 24.9 against 22.9; 1e-2: 16.1 small, 19.8 full)",
 )
 
 
@@ -364,7 +365,7 @@ class CharLanguageModel(keras.Model):
     default_input_shape=(None,),
     min_input_shape=(1,),
     params=885474,
-    small_config={"vocabulary": "abcdefgh", "units": 8, "num_layers": 1, "embedding_dim": 8},
+    small_config={"units": 64, "num_layers": 1, "embedding_dim": 16},
     default_dataset="tiny_corpus",
     recipe=RECIPE,
 )
