@@ -85,15 +85,18 @@ def newest_checkpoint(run_dir):
     return int(first.rsplit("-", 1)[1].strip().strip('"')) if "ckpt-" in first else None
 
 
-def kill_when(processes, run_dir, ready, timeout=400):
-    """SIGKILL `processes` as soon as the newest checkpoint in `run_dir` satisfies `ready`.
+def kill_when(processes, run_dir, ready, timeout=400, also=()):
+    """SIGKILL `processes` as soon as the newest checkpoint in `run_dir` satisfies `ready`
+    (with `also`, other run directories, e.g. a worker's own: the oldest of their newest, since
+    a resumed run can only start from a checkpoint that every worker holds).
 
     Returns:
         The checkpoint number seen.
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        number = newest_checkpoint(run_dir)
+        numbers = [newest_checkpoint(d) for d in (run_dir, *also)]
+        number = None if None in numbers else min(numbers)
         if number is not None and ready(number):
             for process in processes:
                 process.send_signal(signal.SIGKILL)

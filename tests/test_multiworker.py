@@ -62,8 +62,9 @@ def weights(path):
 def test_two_workers_killed_mid_run_resume_to_the_uninterrupted_weights(tmp_path):
     reference, killed = str(tmp_path / "reference"), str(tmp_path / "killed")
     straight = start_workers(reference)
-    # Killed (both workers) right after a checkpoint inside the second epoch.
-    kill_when(start_workers(killed), killed, lambda n: n > 20 and 0 < n % 20 < 13)
+    # Killed (both workers) right after a checkpoint inside the second epoch that both hold.
+    kill_when(start_workers(killed), killed, lambda n: n > 20 and 0 < n % 20 < 13,
+              also=[os.path.join(killed, "worker-1")])
     assert not os.path.exists(os.path.join(killed, "model.keras"))
     outputs = finish(straight)
     assert "MultiWorkerMirroredStrategy: 2 replica(s) on 2 worker(s)" in outputs[0]
