@@ -9,22 +9,12 @@ import subprocess
 import sys
 
 import pytest
+from cli_helpers import run_cli
 
-from zoo.cli import main
 from zoo.training.strategy import LearningRatePlan
 
 PYTHON = sys.executable
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _run(argv, capsys):
-    """main(argv) in-process: (exit status, stdout, stderr)."""
-    try:
-        status = main(argv)
-    except SystemExit as exit_:  # argparse errors
-        status = exit_.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def _history(run_dir):
@@ -42,7 +32,7 @@ def _env(**extra):
 def test_default_train_writes_the_run_directory_evaluates_and_resumes(tmp_path, capsys):
     out = str(tmp_path / "run")
     # The README's `zoo train` with a shorter budget (the full default is measured in the report).
-    status, stdout, _ = _run(["train", "--epochs", "3", "--out", out], capsys)
+    status, stdout, _ = run_cli(["train", "--epochs", "3", "--out", out], capsys)
     assert status == 0
     for expected in ("strategy: OneDeviceStrategy", "32 per replica x 1 replica(s) = 32 global",
                      "linear scaling", "epoch 3/3", "done in"):
@@ -54,24 +44,24 @@ def test_default_train_writes_the_run_directory_evaluates_and_resumes(tmp_path, 
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert float(rows[-1]["val_accuracy"]) >= 0.9
 
-    status, stdout, _ = _run(["evaluate", out], capsys)
+    status, stdout, _ = run_cli(["evaluate", out], capsys)
     assert status == 0
     reported = float(stdout.split("accuracy ")[1].split(",")[0])
     assert reported == pytest.approx(float(rows[-1]["test_accuracy"]), abs=1e-4)
 
     # The same command again: the run is complete, nothing is retrained.
-    status, stdout, _ = _run(["train", "--epochs", "3", "--out", out], capsys)
+    status, stdout, _ = run_cli(["train", "--epochs", "3", "--out", out], capsys)
     assert status == 0 and "resuming from the checkpoint after epoch 3" in stdout
     assert "epoch 1/3" not in stdout and len(_history(out)) == 3
 
     # A different run into the same directory is refused, not mixed in.
-    status, _, err = _run(["train", "--epochs", "3", "--seed", "5", "--out", out], capsys)
+    status, _, err = run_cli(["train", "--epochs", "3", "--seed", "5", "--out", out], capsys)
     assert status == 2 and "--restart" in err and "Traceback" not in err
 
 
 def test_batch_size_ramp_doubles_the_batch_and_scales_the_learning_rate(tmp_path, capsys):
     out = str(tmp_path / "ramp")
-    status, stdout, _ = _run(
+    status, stdout, _ = run_cli(
         ["train", "--epochs", "2", "--batch-size", "32", "--batch-size-ramp", "16",
          "--crop-border", "1", "--quiet", "--out", out], capsys)
     assert status == 0
@@ -87,19 +77,19 @@ def test_batch_size_ramp_doubles_the_batch_and_scales_the_learning_rate(tmp_path
 
 
 def test_list_and_info(capsys):
-    status, stdout, _ = _run(["list"], capsys)
+    status, stdout, _ = run_cli(["list"], capsys)
     assert status == 0 and "lenet5" in stdout and "digits" in stdout
-    status, stdout, _ = _run(["info", "lenet5"], capsys)
+    status, stdout, _ = run_cli(["info", "lenet5"], capsys)
     assert status == 0 and "LeCun" in stdout and "minimum input: (28, 28, 1)" in stdout
-    status, stdout, _ = _run(["info", "digits"], capsys)
+    status, stdout, _ = run_cli(["info", "digits"], capsys)
     assert status == 0 and "offline: True" in stdout
     # Sequence inputs of any length: T steps (of 2 features for the adding problem).
-    status, stdout, _ = _run(["list", "*_regressor"], capsys)
+    status, stdout, _ = run_cli(["list", "*_regressor"], capsys)
     row = next(line for line in stdout.splitlines() if line.startswith("lstm_regressor "))
     assert " 1997  Tx2  " in row and "None" not in stdout
-    status, stdout, _ = _run(["info", "char_lm"], capsys)
+    status, stdout, _ = run_cli(["info", "char_lm"], capsys)
     assert "default input: T\n" in stdout and "recipe: " in stdout
-    status, stdout, _ = _run(["info", "image_folder"], capsys)
+    status, stdout, _ = run_cli(["info", "image_folder"], capsys)
     assert "options (--data-option KEY=VALUE): path (required), image_size=None" in stdout
 
 
@@ -122,7 +112,7 @@ def test_list_and_info(capsys):
     ],
 )
 def test_bad_input_gets_a_clear_message_and_a_non_zero_exit(argv, message, tmp_path, capsys):
-    status, _, err = _run([*argv, "--out", str(tmp_path)] if argv[0] == "train" else argv, capsys)
+    status, _, err = run_cli([*argv, "--out", str(tmp_path)] if argv[0] == "train" else argv, capsys)
     assert status != 0
     assert message in err
     assert "Traceback" not in err
@@ -131,7 +121,7 @@ def test_bad_input_gets_a_clear_message_and_a_non_zero_exit(argv, message, tmp_p
 def test_unwritable_out_directory(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    status, _, err = _run(["train", "--out", str(blocker / "run")], capsys)
+    status, _, err = run_cli(["train", "--out", str(blocker / "run")], capsys)
     assert status == 2 and "Cannot write to the run directory" in err and "--out" in err
 
 
@@ -220,9 +210,9 @@ def test_tfds_flags_reach_tfds_load(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(tfds, "load", load)
     base = ["train", "--dataset", "mnist", "--epochs", "1", "--batch-size", "4", "--quiet"]
     with tfds.testing.mock_data(num_examples=12):
-        status, _, err = _run([*base, "--out", str(tmp_path / "a")], capsys)
+        status, _, err = run_cli([*base, "--out", str(tmp_path / "a")], capsys)
         assert status == 0, err
-    status, _, err = _run([*base, "--data-dir", str(tmp_path / "tfds"), "--no-download",
+    status, _, err = run_cli([*base, "--data-dir", str(tmp_path / "tfds"), "--no-download",
                            "--out", str(tmp_path / "b")], capsys)
     assert status == 2 and "not prepared in" in err
     assert [(name, kw["data_dir"], kw["download"]) for name, kw in calls] == [
@@ -230,7 +220,7 @@ def test_tfds_flags_reach_tfds_load(tmp_path, monkeypatch, capsys):
 
 
 def test_an_offline_machine_is_told_how_to_prepare_the_data(tmp_path, capsys):
-    status, _, err = _run(["train", "--dataset", "cifar10", "--no-download", "--data-dir",
+    status, _, err = run_cli(["train", "--dataset", "cifar10", "--no-download", "--data-dir",
                            str(tmp_path / "tfds"), "--out", str(tmp_path / "run")], capsys)
     assert status == 2 and "Traceback" not in err
     for part in ("not prepared in", "tfds build cifar10 --data_dir DIR", "--data-dir DIR"):
@@ -238,7 +228,7 @@ def test_an_offline_machine_is_told_how_to_prepare_the_data(tmp_path, capsys):
 
 
 def test_no_run_directory_is_left_after_a_failure_before_training(tmp_path, capsys):
-    status, _, _ = _run(["train", "--dataset", "cifar10", "--no-download", "--data-dir",
+    status, _, _ = run_cli(["train", "--dataset", "cifar10", "--no-download", "--data-dir",
                          str(tmp_path / "tfds"), "--out", str(tmp_path / "run")], capsys)
     assert status == 2
     assert not os.path.exists(tmp_path / "run")
@@ -250,14 +240,14 @@ def test_your_own_image_folder_trains_predicts_and_evaluates(tmp_path, capsys):
     photos = tmp_path / "photos"
     make_folder(str(photos), {"red": 6, "green": 6, "blue": 6}, size=(20, 20))
     run = str(tmp_path / "run")
-    status, out, err = _run(["train", "--dataset", "image_folder", "--data-path", str(photos),
+    status, out, err = run_cli(["train", "--dataset", "image_folder", "--data-path", str(photos),
                              "--model", "lenet5", "--epochs", "2", "--batch-size", "4",
                              "--quiet", "--out", run], capsys)
     assert status == 0, err
     assert "'input_shape': (28, 28, 3), 'classes': 3" in out  # resized up to LeNet-5's minimum
 
     images = [str(photos / "red" / "000.png"), str(photos / "green" / "001.png")]
-    status, out, err = _run(["predict", *images, "--model", run, "--top", "3"], capsys)
+    status, out, err = run_cli(["predict", *images, "--model", run, "--top", "3"], capsys)
     assert status == 0, err
     for line, image in zip(out.splitlines(), images):
         path, _, rest = line.partition(": ")
@@ -267,16 +257,16 @@ def test_your_own_image_folder_trains_predicts_and_evaluates(tmp_path, capsys):
         assert sum(probabilities) == pytest.approx(1.0, abs=2e-3)
         assert probabilities == sorted(probabilities, reverse=True)
 
-    status, from_dir, err = _run(["evaluate", run], capsys)
+    status, from_dir, err = run_cli(["evaluate", run], capsys)
     assert status == 0 and from_dir.startswith("image_folder test: loss "), err
-    status, from_file, _ = _run(["evaluate", os.path.join(run, "model.keras")], capsys)
+    status, from_file, _ = run_cli(["evaluate", os.path.join(run, "model.keras")], capsys)
     assert status == 0 and from_file == from_dir  # the record beside the file says it all
-    status, _, err = _run(["evaluate", run, "--dataset", "adding_problem"], capsys)
+    status, _, err = run_cli(["evaluate", run, "--dataset", "adding_problem"], capsys)
     assert status == 2 and len(err.strip().splitlines()) == 1
     assert "lenet5 image-classification model) cannot be evaluated on 'adding_problem'" in err
     bare = str(tmp_path / "bare.keras")  # no record to consult: the shapes find the misfit
     shutil.copy(os.path.join(run, "model.keras"), bare)
-    status, _, err = _run(["evaluate", bare, "--dataset", "adding_problem"], capsys)
+    status, _, err = run_cli(["evaluate", bare, "--dataset", "adding_problem"], capsys)
     assert status == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert (f"The model at '{bare}' expects inputs of shape (28, 28, 3) but "
             "'adding_problem' gives (100, 2)") in err

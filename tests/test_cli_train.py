@@ -5,20 +5,11 @@ recipe and engine field has a flag, and a diverged run exits with 1 even with
 import dataclasses
 
 import pytest
+from cli_helpers import run_cli
 
 import zoo.training
 from zoo import registry
-from zoo.cli import main
 from zoo.training.config import RECIPE_FIELDS, resolve_recipe
-
-
-def _run(argv, capsys):
-    try:
-        status = main(argv)
-    except SystemExit as exit_:  # argparse errors
-        status = exit_.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 @dataclasses.dataclass
@@ -41,7 +32,7 @@ def captured(monkeypatch):
 
 def test_unset_flags_leave_the_recipe_alone(captured, capsys):
     configs, _ = captured
-    assert _run(["train", "--model", "vgg11", "--lr", "0.02"], capsys)[0] == 0
+    assert run_cli(["train", "--model", "vgg11", "--lr", "0.02"], capsys)[0] == 0
     config = configs[-1]
     assert config.lr == 0.02
     assert all(getattr(config, name) is None for name in RECIPE_FIELDS if name != "lr")
@@ -62,7 +53,7 @@ def test_every_recipe_and_engine_field_has_a_flag(captured, capsys):
             "--warmup-epochs", "0.5", "--label-smoothing", "0.1", "--no-augment",
             "--clip-norm", "2", "--checkpoint-every", "50", "--steps-per-execution", "8",
             "--sync-batchnorm", "--mixed-precision", "float16", "--early-stopping", "3"]
-    assert _run(argv, capsys)[0] == 0
+    assert run_cli(argv, capsys)[0] == 0
     config = configs[-1]
     assert (config.epochs, config.batch_size, config.lr, config.reference_batch) == (
         3, 16, 0.1, 256)
@@ -75,9 +66,9 @@ def test_every_recipe_and_engine_field_has_a_flag(captured, capsys):
         50, 8, True)
     assert (config.mixed_precision, config.early_stopping) == ("float16", 3)
     # The old boolean form: --mixed-precision alone is bfloat16.
-    _run(["train", "--mixed-precision"], capsys)
+    run_cli(["train", "--mixed-precision"], capsys)
     assert configs[-1].mixed_precision == "bfloat16"
-    _run(["train", "--no-nesterov"], capsys)
+    run_cli(["train", "--no-nesterov"], capsys)
     assert configs[-1].nesterov is False and configs[-1].augment is None
 
 
@@ -89,21 +80,21 @@ def test_every_recipe_and_engine_field_has_a_flag(captured, capsys):
     (["--steps-per-execution", "0"], "--steps-per-execution: must be >= 1"),
 ])
 def test_bad_flag_values_are_one_line(captured, capsys, argv, message):
-    status, _, err = _run(["train", *argv], capsys)
+    status, _, err = run_cli(["train", *argv], capsys)
     assert status == 2 and message in err
 
 
 def test_keep_going_on_nan_still_exits_with_1(captured, capsys):
     configs, fake_train = captured
     fake_train.diverges = True
-    assert _run(["train", "--keep-going-on-nan"], capsys)[0] == 1
+    assert run_cli(["train", "--keep-going-on-nan"], capsys)[0] == 1
     assert configs[-1].terminate_on_nan is False
     fake_train.diverges = False
-    assert _run(["train", "--keep-going-on-nan"], capsys)[0] == 0
+    assert run_cli(["train", "--keep-going-on-nan"], capsys)[0] == 0
 
 
 def test_the_settings_line_marks_what_was_given(tmp_path, capsys):
-    status, out, err = _run(["train", "--epochs", "1", "--lr", "0.002", "--quiet",
+    status, out, err = run_cli(["train", "--epochs", "1", "--lr", "0.002", "--quiet",
                              "--steps-per-execution", "4", "--out", str(tmp_path)], capsys)
     assert status == 0, err
     line = next(x for x in out.splitlines() if x.startswith("settings"))
