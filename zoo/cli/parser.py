@@ -39,28 +39,13 @@ positive_int = _int_at_least(1)
 non_negative_int = _int_at_least(0)
 
 
-def _float_above(minimum, inclusive):
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not (value >= minimum if inclusive else value > minimum) or value != value:
-            raise argparse.ArgumentTypeError(
-                f"must be {'>=' if inclusive else '>'} {minimum}, got {text}"
-            )
-        return value
-
-    return parse
-
-
-positive_float = _float_above(0, inclusive=False)
-non_negative_float = _float_above(0, inclusive=True)
-
-
-def _number_in(low, high, low_inclusive, high_inclusive):
-    """An argparse type: a number in the interval, e.g. [0, 1)."""
-    interval = f"{'[' if low_inclusive else '('}{low}, {high}{']' if high_inclusive else ')'}"
+def _number_in(low, high=None, low_inclusive=True, high_inclusive=False):
+    """An argparse type: a number above `low` and, if `high` is given, below it (e.g. [0, 1)).
+    NaN is refused."""
+    if high is None:
+        bound = f"{'>=' if low_inclusive else '>'} {low}"
+    else:
+        bound = f"in {'[' if low_inclusive else '('}{low}, {high}{']' if high_inclusive else ')'}"
 
     def parse(text):
         try:
@@ -68,17 +53,19 @@ def _number_in(low, high, low_inclusive, high_inclusive):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         above = value >= low if low_inclusive else value > low
-        below = value <= high if high_inclusive else value < high
-        if not (above and below):
-            raise argparse.ArgumentTypeError(f"must be in {interval}, got {text}")
+        below = high is None or (value <= high if high_inclusive else value < high)
+        if not (above and below):  # NaN fails every comparison
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
         return value
 
     return parse
 
 
-fraction = _number_in(0, 1, True, False)
-decay_factor = _number_in(0, 1, False, True)
-_milestone = _number_in(0, 1, False, False)
+positive_float = _number_in(0, low_inclusive=False)
+non_negative_float = _number_in(0)
+fraction = _number_in(0, 1)
+decay_factor = _number_in(0, 1, low_inclusive=False, high_inclusive=True)
+_milestone = _number_in(0, 1, low_inclusive=False)
 
 
 def milestones(text):
