@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import benchmarks  # noqa: E402
 from benchmarks.harness import format_table  # noqa: E402
 
-_NOT_BENCHMARKS = {"harness", "__main__"}
+_NOT_BENCHMARKS = {"harness", "__main__", "quality_record", "tuning"}  # helpers, not benchmarks
 
 
 def available():

@@ -10,7 +10,7 @@ one step each per round, for many rounds: ours, Keras' and a second, identical K
 Ratios are of median step times. The two Keras models' ratio is printed as the noise floor.
 
 Differences that are part of the comparison: the zoo models end in a float32
-`layers.StableSoftmax` (Keras: a softmax Dense), use separate activation layers, add identity
+`zoo.layers.StableSoftmax` (Keras: a softmax Dense), use separate activation layers, add identity
 `stageN` layers, and zoo.vgg16 applies the paper's dropout (0.5) after fc1 and fc2, which
 keras.applications.VGG16 leaves out.
 

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks.harness import Result, rotating_medians
-from layers import stable_softmax
+from zoo.layers import stable_softmax
 
 # shape -> rounds: enough calls for stable medians on 2 busy CPU cores (about 3 minutes in all).
 SHAPES = {(256, 1000): 400, (32, 128, 1000): 150, (32, 128, 8192): 30}

@@ -224,6 +224,9 @@ class StableSoftmax(keras.layers.Layer):
     `SparseCategoricalCrossentropy` (with `from_logits=False`) use instead of the clipped
     probabilities, exactly as they do for Keras' own softmax. So a model ending in this layer
     gets the same loss as logits with `from_logits=True`, even for confident wrong predictions.
+    That is TensorFlow's: JAX arrays take no attributes and Keras' PyTorch losses do not look,
+    so there the loss uses the probabilities (clipped at 1e-7, as with Keras' own softmax);
+    end in logits with `from_logits=True` for exact losses on those backends.
     Under mixed precision, build it with `dtype="float32"` so that the loss sees float32 values.
 
     Args:

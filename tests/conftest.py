@@ -50,3 +50,22 @@ def _fresh_keras_state():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """No test reaches outside this machine: a connection to another host fails at once, as on
+    a machine without network (the multi-worker tests' loopback connections still work)."""
+    import socket
+
+    connect = socket.create_connection
+
+    def local_only(address, *args, **kwargs):
+        if address[0] not in _LOCAL_HOSTS:
+            raise OSError(f"tests do not use the network (connection to {address[0]} refused)")
+        return connect(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", local_only)

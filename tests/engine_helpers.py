@@ -13,8 +13,8 @@ import time
 
 import keras
 
-from layers import StableSoftmax
 from zoo import registry
+from zoo.layers import StableSoftmax
 
 PAPER = registry.Paper("Test", 2024, "A test model", "https://example.org")
 NAMES = ("test_dropout_mlp", "test_batchnorm_cnn")

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from layers import ShiftedReLU, activation_layer, shifted_relu
+from zoo.layers import ShiftedReLU, activation_layer, shifted_relu
 
 X = np.linspace(-3, 3, 61).astype(np.float32)
 

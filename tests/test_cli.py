@@ -11,6 +11,7 @@ import sys
 import pytest
 from cli_helpers import run_cli
 
+import zoo
 from zoo.training.strategy import LearningRatePlan
 
 PYTHON = sys.executable
@@ -34,7 +35,9 @@ def test_default_train_writes_the_run_directory_evaluates_and_resumes(tmp_path, 
     # The README's `zoo train` with a shorter budget (the full default is measured in the report).
     status, stdout, _ = run_cli(["train", "--epochs", "3", "--out", out], capsys)
     assert status == 0
-    for expected in ("strategy: OneDeviceStrategy", "32 per replica x 1 replica(s) = 32 global",
+    batch = zoo.model_info("lenet5").recipe.batch_size
+    for expected in ("strategy: OneDeviceStrategy",
+                     f"{batch} per replica x 1 replica(s) = {batch} global",
                      "linear scaling", "epoch 3/3", "done in"):
         assert expected in stdout
     for name in ("model.keras", "best.keras", "history.csv", "history.png", "config.json"):
@@ -69,7 +72,9 @@ def test_batch_size_ramp_doubles_the_batch_and_scales_the_learning_rate(tmp_path
     assert [int(r["global_batch"]) for r in rows] == [16, 32]
     with open(os.path.join(out, "config.json"), encoding="utf-8") as f:
         record = json.load(f)  # the recipe's learning rate, the examples left for training
-    plan = LearningRatePlan(record["lr"], record["reference_batch"], "linear", 0.0, "cosine", 2)
+    plan = LearningRatePlan(record["lr"], record["reference_batch"], "linear",
+                            record["warmup_epochs"], record["schedule"], 2,
+                            tuple(record["milestones"]), record["decay_factor"])
     steps = record["num_train"] // 16
     # The last step of epoch 1 runs at the linearly scaled rate for a batch of 16.
     assert float(rows[0]["lr"]) == pytest.approx(plan((steps - 1) / steps, 16), rel=1e-6)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from layers import ScaledDropout
+from zoo.layers import ScaledDropout
 
 N = 200_000
 RATE = 0.3

@@ -1,25 +1,25 @@
 """`zoo export`: each artifact is reloaded by its own runtime (TensorFlow, ONNX Runtime, LiteRT)
-and must compute what the Keras model computes."""
+and must compute what the Keras model computes: LeNet-5, batch norm in inference mode
+(ResNet-18), local response normalization (GoogLeNet), a recurrent model (char_lm) and a
+captioner, whose SavedModel's `caption` endpoint is checked against a greedy loop over the
+model's teacher-forced pass."""
 
 import importlib.util
 import os
 import warnings
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from cli_helpers import run_cli
 
 import zoo
-from zoo.cli import main
 
-
-def run_cli(argv, capsys):
-    try:
-        status = main(argv)
-    except SystemExit as exit_:
-        status = exit_.code
-    out, err = capsys.readouterr()
-    return status, out, err
+ONNX = pytest.mark.skipif(
+    importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("tf2onnx") is None,
+    reason="ONNX export needs the `export` extra (tf2onnx, onnxruntime)",
+)
 
 
 @pytest.fixture
@@ -45,10 +45,7 @@ def test_saved_model_serves_what_keras_computes(lenet_run, capsys):
     np.testing.assert_allclose(served, expected, atol=1e-5)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("tf2onnx") is None,
-    reason="ONNX export needs the `export` extra (tf2onnx, onnxruntime)",
-)
+@ONNX
 def test_onnx_runs_in_onnx_runtime_as_in_keras(lenet_run, capsys):
     import onnxruntime
 
@@ -77,14 +74,104 @@ def test_litert_runs_in_the_interpreter_as_in_keras(lenet_run, tmp_path, capsys)
     status, _, err = run_cli(["export", str(run / "model.keras"), "--format", "litert",
                               "--out", str(out)], capsys)
     assert status == 0, err
-    interpreter = _litert_interpreter(str(out))
+    np.testing.assert_allclose(_run_litert(str(out), x), expected, atol=1e-5)
+
+
+def _run_litert(path, x):
+    interpreter = _litert_interpreter(path)
     (entry,) = interpreter.get_input_details()
     interpreter.resize_tensor_input(entry["index"], x.shape)
     interpreter.allocate_tensors()
     interpreter.set_tensor(entry["index"], x)
     interpreter.invoke()
-    result = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    np.testing.assert_allclose(result, expected, atol=1e-5)
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+def test_batch_norm_is_exported_in_inference_mode(tmp_path, rng, capsys):
+    model = zoo.create_model("resnet18", input_shape=(32, 32, 3), classes=4)
+    for layer in model.layers:  # moving statistics far from a batch's own
+        if isinstance(layer, keras.layers.BatchNormalization):
+            channels = layer.moving_mean.shape
+            layer.moving_mean.assign(rng.normal(0, 0.5, channels))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, channels))
+    model.save(tmp_path / "resnet.keras")
+    x = rng.normal(size=(4, 32, 32, 3)).astype("float32")
+    expected = model(x, training=False).numpy()
+    batch_statistics = model(x, training=True).numpy()
+    assert np.abs(expected - batch_statistics).max() > 1e-3  # the test can tell them apart
+    status, _, err = run_cli(["export", str(tmp_path / "resnet.keras"), "--format", "litert"],
+                             capsys)
+    assert status == 0, err
+    np.testing.assert_allclose(_run_litert(str(tmp_path / "resnet.tflite"), x), expected,
+                               atol=1e-5)
+
+
+@pytest.mark.slow  # about 45 s: LiteRT's conversion of the 6M-parameter network
+def test_googlenet_with_local_response_normalization(tmp_path, rng, capsys):
+    model = zoo.create_model("googlenet", input_shape=(32, 32, 3), classes=4)
+    assert any(type(layer).__name__ == "LocalResponseNormalization" for layer in model.layers)
+    model.save(tmp_path / "googlenet.keras")
+    x = rng.normal(size=(2, 32, 32, 3)).astype("float32")
+    expected = model.predict(x, verbose=0)
+    status, out, err = run_cli(["export", str(tmp_path / "googlenet.keras"), "--format",
+                                "litert"], capsys)
+    assert status == 0 and "note:" not in out, err  # built-in kernels only
+    np.testing.assert_allclose(_run_litert(str(tmp_path / "googlenet.tflite"), x), expected,
+                               atol=1e-5)
+
+
+def test_char_lm_exports_and_litert_says_it_needs_the_flex_delegate(tmp_path, capsys):
+    model = zoo.create_model("char_lm", vocabulary=list("abcdef"), units=8, num_layers=1,
+                             embedding_dim=4)
+    model.save(tmp_path / "char_lm.keras")
+    ids = np.array([[2, 3, 4, 5, 6], [7, 2, 2, 3, 0]], "int32")
+    expected = model.predict(ids, verbose=0)
+    status, _, err = run_cli(["export", str(tmp_path / "char_lm.keras")], capsys)
+    assert status == 0, err
+    loaded = tf.saved_model.load(str(tmp_path / "char_lm_saved_model"))
+    np.testing.assert_allclose(loaded.serve(tf.constant(ids)).numpy(), expected, atol=1e-6)
+    status, out, err = run_cli(["export", str(tmp_path / "char_lm.keras"), "--format",
+                                "litert"], capsys)
+    assert status == 0, err
+    assert "note: this LiteRT file needs TensorFlow ops" in out and "Flex delegate" in out
+    with pytest.raises(RuntimeError, match="Flex delegate"):  # the note is true
+        _run_litert(str(tmp_path / "char_lm.tflite"), ids)
+
+
+def _greedy_by_hand(model, images, length):
+    """Greedy captions from the teacher-forced pass alone: feed the prefix, take the argmax
+    over the ids that can be generated, stop at <end> (padding after it)."""
+    from zoo.text import END_ID, PAD_ID, START_ID
+
+    prefix = np.full((len(images), 1), START_ID, "int32")
+    done = np.zeros(len(images), bool)
+    chosen = []
+    for _ in range(length):
+        logits = model([images, prefix], training=False).numpy()[:, -1].astype("float64")
+        logits[:, [PAD_ID, START_ID]] = -np.inf
+        token = np.where(done, PAD_ID, logits.argmax(-1)).astype("int32")
+        chosen.append(token)
+        done |= token == END_ID
+        prefix = np.concatenate([prefix, token[:, None]], axis=1)
+    return np.stack(chosen, axis=1)
+
+
+def test_captioner_serves_its_pass_and_a_greedy_caption_endpoint(tmp_path, rng, capsys):
+    info = zoo.model_info("show_and_tell")
+    model = zoo.create_model("show_and_tell", **info.small_config)
+    model.save(tmp_path / "captioner.keras")
+    images = rng.random((3, *model.image_shape)).astype("float32")
+    caption_in = np.array([[2, 5, 6, 7]] * 3, "int32")
+    status, out, err = run_cli(["export", str(tmp_path / "captioner.keras")], capsys)
+    assert status == 0, err
+    assert "note: exported the teacher-forced pass" in out and "caption(images)" in out
+    loaded = tf.saved_model.load(str(tmp_path / "captioner_saved_model"))
+    np.testing.assert_allclose(
+        loaded.serve(tf.constant(images), tf.constant(caption_in)).numpy(),
+        model([images, caption_in], training=False).numpy(), atol=1e-5)
+    ids, _ = loaded.caption(tf.constant(images))
+    expected = _greedy_by_hand(model, images, ids.shape[1])
+    np.testing.assert_array_equal(ids.numpy(), expected)
 
 
 def test_export_errors(lenet_run, tmp_path, monkeypatch, capsys):

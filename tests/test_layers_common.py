@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-import layers
+import zoo.layers as layers
 
 LAYER_FACTORIES = {
     "StableSoftmax": lambda: layers.StableSoftmax(axis=-1),

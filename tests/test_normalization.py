@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from layers import LocalResponseNormalization
+from zoo.layers import LocalResponseNormalization
 
 
 def reference_lrn(a, r, k, alpha, beta):

@@ -13,9 +13,9 @@ from image_files import make_folder, write_image  # tests/ is on sys.path
 from PIL import Image
 
 import zoo
-from layers import StableSoftmax
 from zoo.cli import main
 from zoo.data import load_dataset
+from zoo.layers import StableSoftmax
 from zoo.training.predict import save_data_record, to_probabilities
 
 
@@ -197,10 +197,13 @@ def test_bad_files_and_wrong_models_are_one_line_errors(folder_run, tmp_path, ca
                                        keras.layers.Dense(2)])
     sequence_model.save(tmp_path / "sequence.keras")
     good = str(photos / "red" / "000.png")
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    (tmp_path / "empty" / "sub" / "notes.txt").write_text("no images here")
     cases = [
         (["predict", str(text), "--model", str(run)], f"IMAGE '{text}' is not an image"),
         (["predict", str(tmp_path / "nope.png"), "--model", str(run)], "does not exist"),
-        (["predict", str(photos), "--model", str(run)], "is a folder; expected an image file"),
+        (["predict", str(tmp_path / "empty"), "--model", str(run)],
+         "is a folder without image files"),
         (["predict", good, "--model", str(tmp_path / "missing")], "does not exist; expected a "
          "run directory"),
         (["predict", good, "--model", str(text)], "is not a .keras file"),
@@ -216,9 +219,9 @@ def test_bad_files_and_wrong_models_are_one_line_errors(folder_run, tmp_path, ca
         assert status == 2, argv
         assert message in err, (argv, err)
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    # Flag values are argparse's: its usage, then one error line.
+    # Flag values are argparse's: one error line, without its usage block.
     status, _, err = run_cli(["predict", good, "--model", str(run), "--top", "0"], capsys)
-    assert status == 2 and err.strip().splitlines()[-1].endswith("--top: must be >= 1, got 0")
+    assert status == 2 and err == "zoo predict: error: argument --top: must be >= 1, got 0\n"
 
 
 def test_caption_reads_files_as_the_captioner_expects(monkeypatch, tmp_path, capsys):
@@ -259,3 +262,58 @@ def test_generate_continues_the_prompt_with_the_models_sampler(tmp_path, capsys)
     expected = model.generate("abc", length=12, temperature=0.5, seed=3)
     assert out == "abc" + expected + "\n" and len(expected) == 12
     assert run_cli(argv, capsys)[1] == out  # the same seed, the same text
+
+
+def test_predict_a_folder_recursively_as_json_and_csv(folder_run, capsys):
+    run, photos, model, splits = folder_run
+    (photos / ".hidden.png").write_bytes(b"not read")  # hidden files are skipped
+    expected_paths = sorted(str(p) for p in photos.rglob("*.png") if not p.name.startswith("."))
+    status, out, err = run_cli(["predict", str(photos), "--model", str(run), "--top", "2",
+                                "--format", "json"], capsys)
+    assert status == 0, err
+    answers = json.loads(out)
+    assert [a["path"] for a in answers] == expected_paths and len(answers) == 12
+    mean, std = np.array(splits.extras["mean"]), np.array(splits.extras["std"])
+    names = ["blue", "green", "red"]
+    for answer in answers[:3]:
+        probabilities = model.predict(
+            ((pil_pixels(answer["path"]) - mean) / std)[None], verbose=0)[0]
+        order = np.argsort(-probabilities)[:2]
+        assert [c["name"] for c in answer["classes"]] == [names[i] for i in order]
+        np.testing.assert_allclose([c["probability"] for c in answer["classes"]],
+                                   probabilities[order], rtol=1e-5)
+    status, out, err = run_cli(["predict", str(photos / "red"), str(photos / "blue" / "001.png"),
+                                "--model", str(run), "--top", "2", "--format", "csv"], capsys)
+    assert status == 0, err
+    import csv
+
+    rows = list(csv.reader(out.splitlines()))
+    assert rows[0] == ["path", "class_1", "probability_1", "class_2", "probability_2"]
+    assert [r[0] for r in rows[1:]] == sorted(str(p) for p in (photos / "red").glob("*.png")) + [
+        str(photos / "blue" / "001.png")]
+    by_path = {a["path"]: a for a in answers}
+    for row in rows[1:]:
+        classes = by_path[row[0]]["classes"]
+        assert row[1::2] == [c["name"] for c in classes]
+        np.testing.assert_allclose([float(v) for v in row[2::2]],
+                                   [c["probability"] for c in classes], rtol=1e-12)
+    status, _, err = run_cli(["predict", str(photos), "--model", str(run), "--format", "xml"],
+                             capsys)
+    assert status == 2 and "--format: invalid choice: 'xml'" in err
+
+
+def test_a_fine_tuned_runs_bgr_inputs_are_read_back_in_bgr(folder_run, capsys):
+    run, photos, model, splits = folder_run
+    data = json.loads((run / "data.json").read_text())
+    data.update(mean=[0.4, 0.5, 0.6], std=[0.2, 0.25, 0.3], channel_order="BGR")
+    (run / "data.json").write_text(json.dumps(data))
+    path = str(photos / "green" / "003.png")
+    status, out, err = run_cli(["predict", path, "--model", str(run), "--top", "3",
+                                "--format", "json"], capsys)
+    assert status == 0, err
+    bgr = pil_pixels(path)[..., ::-1]
+    probabilities = model.predict(((bgr - [0.4, 0.5, 0.6]) / [0.2, 0.25, 0.3])[None],
+                                  verbose=0)[0]
+    got = {c["name"]: c["probability"] for c in json.loads(out)[0]["classes"]}
+    np.testing.assert_allclose([got[n] for n in ["blue", "green", "red"]], probabilities,
+                               rtol=1e-5)

@@ -19,10 +19,13 @@ ALL_MODELS = zoo.list_models()
 def test_list_models_with_a_pattern():
     assert zoo.list_models("resnet*") == [
         "resnet101",
+        "resnet101_v1_5",
         "resnet152",
+        "resnet152_v1_5",
         "resnet18",
         "resnet34",
         "resnet50",
+        "resnet50_v1_5",
     ]
     assert zoo.list_models("vgg1?") == ["vgg11", "vgg13", "vgg16", "vgg19"]
     assert zoo.list_models("no_such_model*") == []

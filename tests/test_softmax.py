@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from layers import StableSoftmax, log_softmax, stable_softmax
+from zoo.layers import StableSoftmax, log_softmax, stable_softmax
 
 
 def reference_log_softmax(x, axis=-1):

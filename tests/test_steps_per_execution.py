@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from layers import StableSoftmax
+from zoo.layers import StableSoftmax
 from zoo.training import DistributedTrainer, get_strategy, train
 from zoo.training.epochs import call_length
 from zoo.training.strategy import LearningRatePlan

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -36,6 +37,24 @@ def test_gradual_warmup_goes_linearly_from_the_base_to_the_scaled_rate():
     single = LearningRatePlan(0.1, reference_batch=256, warmup_epochs=2, epochs=10)
     assert single(0.0, 256) == pytest.approx(0.01)
     assert single(1.0, 256) == pytest.approx(0.055)
+
+
+@pytest.mark.parametrize("ratio", [1 / 32, 1 / 16, 1 / 8, 1 / 2, 1, 8])
+@pytest.mark.parametrize("scaling", ["linear", "sqrt"])
+def test_warmup_rises_monotonically_to_the_scaled_target(ratio, scaling):
+    # ResNet's recipe (0.1 per 256 images): at ratio 1/16 the old start (base_lr / 10 = 0.01)
+    # sat above the target 0.00625 and the warm-up ran backwards.
+    reference, warmup, steps = 256, 2.0, 200
+    plan = LearningRatePlan(0.1, reference_batch=reference, scaling=scaling,
+                            warmup_epochs=warmup, epochs=10)
+    global_batch = int(reference * ratio)
+    target = 0.1 * (ratio if scaling == "linear" else math.sqrt(ratio))
+    rates = np.array([plan(warmup * s / steps, global_batch) for s in range(steps + 1)])
+    assert rates[-1] == pytest.approx(target)  # the end of warm-up is the scaled target
+    assert np.all(np.diff(rates) > 0), rates  # strictly rising, every step
+    assert rates[0] <= target / 8 + 1e-12  # a real ramp, not a no-op (Goyal's start at k=8)
+    # Linear in the step count (Goyal et al. 2017, section 2.2): constant increments.
+    np.testing.assert_allclose(np.diff(rates), np.diff(rates)[0], rtol=1e-9)
 
 
 def test_schedules_after_warmup():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from layers import StableSoftmax
 from zoo import registry
+from zoo.layers import StableSoftmax
 from zoo.training import DistributedTrainer, batch_statistics, get_strategy, pipeline
 from zoo.training.pipeline import training_batches, training_stream
 from zoo.training.task import declared_outputs, infer_outputs

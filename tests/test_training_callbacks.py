@@ -3,6 +3,8 @@ progress), early stopping, atomic records, staged best.keras, damaged checkpoint
 
 import glob
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -96,9 +98,12 @@ def test_history_csv_round_trip_keeps_completed_epochs(tmp_path):
     assert records.read_history_csv(path) == rows
     assert records.read_history_csv(path, completed_epochs=2) == rows[:2]
     assert os.listdir(tmp_path) == ["history.csv"]  # no temporary file left
-    # What a kill during a write leaves behind is removed by the next run.
-    (tmp_path / ".history.csv.4242.tmp").write_text("half a fi")
-    (tmp_path / ".model.keras.4242.tmp.keras").write_text("")
+    # What a kill during a write leaves behind is removed by the next run: the writer's pid
+    # is one of a process that has exited (a fixed number could belong to a live process).
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / f".history.csv.{dead.pid}.tmp").write_text("half a fi")
+    (tmp_path / f".model.keras.{dead.pid}.tmp.keras").write_text("")
     records.remove_temporaries(str(tmp_path))
     assert os.listdir(tmp_path) == ["history.csv"]
 

@@ -97,11 +97,12 @@ def test_inference_equals_the_plain_network_with_folded_batch_norm():
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
-def test_batch_norm_variants_have_no_imagenet_weights_and_check_arguments():
-    with pytest.raises(ValueError, match="not available for vgg16_bn"):
-        zoo.vgg16_bn(weights="imagenet", include_top=False)
+def test_batch_norm_variants_have_torchvision_weights_and_check_arguments():
+    with pytest.raises(ValueError, match="classes=10"):
+        zoo.vgg16_bn(weights="imagenet", classes=10)
     with pytest.raises(ValueError, match="classes=0"):
         zoo.vgg13_bn(classes=0)
     info = zoo.model_info("vgg19_bn")
-    assert info.paper == zoo.model_info("vgg19").paper and not info.imagenet_weights
+    assert info.paper == zoo.model_info("vgg19").paper
+    assert info.weights["imagenet"].source == "torchvision"
     assert info.recipe.optimizer == "sgd" and info.recipe.momentum == 0.9

@@ -11,7 +11,11 @@ functions below.
 """
 
 import importlib
+import importlib.abc
+import importlib.util
 import os
+import sys
+import warnings
 
 # Keep TensorFlow's C++ start-up chatter (CUDA probing, CPU feature notes) out of `zoo` output;
 # a value the user set wins. Set here, before anything below can import TensorFlow.
@@ -29,6 +33,8 @@ _REGISTRY_NAMES = (
     "model_info",
     "register_model",
 )
+# Public names served by other modules than the families and the registry.
+_OTHER_NAMES = {"load_model": "zoo.loading", "LoadedModel": "zoo.loading"}
 
 
 def load_families():
@@ -41,7 +47,7 @@ def load_families():
 
 
 def _public_names():
-    names = list(_REGISTRY_NAMES)
+    names = list(_REGISTRY_NAMES) + list(_OTHER_NAMES)
     for family in load_families():
         names += [name for name in family.__all__ if name not in names]
     return names
@@ -55,6 +61,8 @@ def __getattr__(name):
     if name in _REGISTRY_NAMES:
         load_families()
         return getattr(importlib.import_module("zoo.registry"), name)
+    if name in _OTHER_NAMES:
+        return getattr(importlib.import_module(_OTHER_NAMES[name]), name)
     if not name.startswith("_"):
         for family in load_families():
             if name in family.__all__:
@@ -64,3 +72,74 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(FAMILIES) | set(_public_names()))
+
+
+# ------------------------------------------------------------------ Keras deserialisation
+# `keras.models.load_model("model.keras")` finds the zoo's classes (StableSoftmax,
+# CharLanguageModel, the captioners) only once their modules have registered them with
+# `register_keras_serializable`. `import zoo` must stay light (no TensorFlow for `zoo --help`),
+# so: if Keras is already imported, import the families now; otherwise register them right
+# after Keras finishes importing, through a finder that wraps Keras' own loader.
+
+
+class _AfterKeras(importlib.abc.MetaPathFinder):
+    """Wraps the loader of the top-level `keras` module: runs it, then `load_families()`.
+
+    It stays on `sys.meta_path` until Keras is actually executed: TensorFlow looks Keras up
+    with `importlib.util.find_spec` before importing it, and that spec is thrown away.
+    """
+
+    searching = False
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "keras" or self.searching:
+            return None
+        self.searching = True  # the search below must not find this finder again
+        try:
+            spec = importlib.util.find_spec("keras")
+        finally:
+            self.searching = False
+        if spec is None or spec.loader is None:
+            return spec
+        original, finder = spec.loader, self
+
+        class Loader(importlib.abc.Loader):
+            def create_module(self, spec):
+                return original.create_module(spec)
+
+            def exec_module(self, module):
+                if finder in sys.meta_path:
+                    sys.meta_path.remove(finder)
+                original.exec_module(module)
+                sys.modules["keras"] = module  # as the import system will; families need it
+                if _zoo_module_initializing():
+                    # A zoo module imported Keras (e.g. `import zoo.layers` first): the families
+                    # would import that half-initialised module. The module registers its own
+                    # classes; `zoo.load_model` imports the rest when it needs them.
+                    return
+                try:
+                    load_families()
+                except Exception as error:  # never make `import keras` fail because of zoo
+                    warnings.warn(f"zoo could not register its Keras classes: {error!r}",
+                                  stacklevel=2)
+
+        spec.loader = Loader()
+        return spec
+
+
+def _zoo_module_initializing():
+    return any(
+        getattr(getattr(module, "__spec__", None), "_initializing", False)
+        for name, module in list(sys.modules.items())
+        if name.startswith("zoo.")
+    )
+
+
+def _register_with_keras():
+    if "keras" in sys.modules:
+        load_families()
+    elif not any(isinstance(finder, _AfterKeras) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _AfterKeras())
+
+
+_register_with_keras()

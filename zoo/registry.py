@@ -9,7 +9,18 @@ import fnmatch
 import inspect
 from collections.abc import Callable
 
-from zoo.validation import check_choice, check_int, check_number, unknown_name_error
+from zoo.validation import (  # OPTIMIZERS, SCHEDULES: public here too
+    OPTIMIZERS,
+    SCHEDULES,  # noqa: F401 (public here too)
+    check_choice,
+    check_int,
+    check_learning_rate_plan,
+    check_number,
+    did_you_mean,
+    unknown_name_error,
+)
+from zoo.weights import catalog as weights_catalog
+from zoo.weights.entries import Preprocessing, WeightsEntry  # noqa: F401 (public here too)
 
 TASKS = (
     "image-classification",
@@ -33,8 +44,6 @@ class Paper:
         return f"{self.authors} ({self.year}), {self.title}"
 
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES = ("constant", "step", "cosine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,20 +97,13 @@ class Recipe:
 
     def __post_init__(self):
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_number("lr", self.lr, low=0, low_inclusive=False)
-        check_int("reference_batch", self.reference_batch)
+        check_learning_rate_plan(self.lr, self.reference_batch, self.epochs, self.schedule,
+                                 self.warmup_epochs, self.milestones, self.decay_factor)
         check_int("batch_size", self.batch_size)
         check_number("momentum", self.momentum, low=0, high=1, high_inclusive=False)
         check_number("weight_decay", self.weight_decay, low=0)
-        check_choice("schedule", self.schedule, SCHEDULES)
-        for milestone in self.milestones:
-            check_number("milestones", milestone, low=0, high=1, low_inclusive=False,
-                         high_inclusive=False)
-        check_number("decay_factor", self.decay_factor, low=0, high=1, low_inclusive=False)
-        check_number("warmup_epochs", self.warmup_epochs, low=0)
         check_number("label_smoothing", self.label_smoothing, low=0, high=1,
                      high_inclusive=False)
-        check_int("epochs", self.epochs)
         check_number("clip_norm", self.clip_norm, low=0, low_inclusive=False, allow_none=True)
 
     def fields(self):
@@ -133,7 +135,8 @@ class ModelInfo:
         default_dataset: Dataset `zoo train --model NAME` uses when none is given.
         builder: The model function itself.
         recipe: How `zoo train` trains it (`Recipe`).
-        imagenet_weights: Whether `weights="imagenet"` is available.
+        weights: Pretrained weights by name: {"imagenet": WeightsEntry} (source, URL, hash,
+            licence, preprocessing, published top-1), {} if none (`zoo.weights.catalog`).
     """
 
     name: str
@@ -148,7 +151,12 @@ class ModelInfo:
     default_dataset: str | None
     builder: Callable = dataclasses.field(repr=False, compare=False)
     recipe: Recipe = DEFAULT_RECIPE
-    imagenet_weights: bool = False
+    weights: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def imagenet_weights(self):
+        """Whether `weights="imagenet"` is available."""
+        return "imagenet" in self.weights
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -166,7 +174,7 @@ def register_model(
     default_dataset=None,
     name=None,
     recipe=None,
-    imagenet_weights=False,
+    weights=None,
 ):
     """Decorator that registers a public model function under its name.
 
@@ -181,7 +189,7 @@ def register_model(
         default_dataset: name in `zoo.data.list_datasets()` used by `zoo train --model NAME`.
         name: Registry name; defaults to the function's `__name__`.
         recipe: How `zoo train` trains it; None means `DEFAULT_RECIPE`.
-        imagenet_weights: Whether `weights="imagenet"` is available.
+        weights: {name: WeightsEntry}; None: the catalog's (`zoo.weights.catalog`).
 
     Returns:
         The decorator; it returns the function unchanged.
@@ -208,7 +216,7 @@ def register_model(
             default_dataset=default_dataset,
             builder=fn,
             recipe=recipe or DEFAULT_RECIPE,
-            imagenet_weights=bool(imagenet_weights),
+            weights=dict(weights_catalog.weights_of(model_name) if weights is None else weights),
         )
         return fn
 
@@ -227,7 +235,6 @@ class Variant:
         summary: One line: what is distinctive about it.
         params: `count_params()` at the default configuration, checked by the tests.
         recipe: How `zoo train` trains it.
-        imagenet_weights: Whether `weights="imagenet"` is available.
         small_config: Keyword arguments for a small, fast instance; None: the family's.
         spec: The architecture row the family's builder reads (e.g. convolutions per block).
         paper: The variant's own paper where it is not the family's (ZFNet in the AlexNet
@@ -243,7 +250,6 @@ class Variant:
     summary: str
     params: int
     recipe: Recipe = DEFAULT_RECIPE
-    imagenet_weights: bool = False
     small_config: dict | None = None
     spec: object = None
     paper: Paper | None = None
@@ -299,7 +305,6 @@ def register_variant(table, builder, **family):
             summary=row.summary,
             params=row.params,
             recipe=row.recipe,
-            imagenet_weights=row.imagenet_weights,
             **arguments,
         )(fn)
 
@@ -322,12 +327,13 @@ def _lookup(name):
     raise unknown_name_error("model", name, _REGISTRY)
 
 
-def list_models(pattern=None, task=None):
+def list_models(pattern=None, task=None, pretrained=False):
     """Registered model names, sorted.
 
     Args:
         pattern: Optional shell-style wildcard, e.g. "resnet*" or "*lstm*".
         task: Optional task filter (one of `TASKS`).
+        pretrained: Only models with pretrained weights (`ModelInfo.weights`), as timm's.
     """
     if task is not None:
         check_choice("task", task, TASKS)
@@ -337,6 +343,8 @@ def list_models(pattern=None, task=None):
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
     if task is not None:
         names = [n for n in names if _REGISTRY[n].task == task]
+    if pretrained:
+        names = [n for n in names if _REGISTRY[n].weights]
     return names
 
 
@@ -345,9 +353,29 @@ def model_info(name):
     return _lookup(name)
 
 
+class UnknownArgumentError(TypeError, ValueError):
+    """A model argument the model does not take (a TypeError, as Python's own, and a
+    ValueError, so that the `zoo` command reports it in one line)."""
+
+
 def create_model(name, /, **kwargs):
-    """Build a registered model: `create_model("vgg16", classes=10, input_shape=(32, 32, 3))`."""
-    return _lookup(name).builder(**kwargs)
+    """Build a registered model: `create_model("vgg16", classes=10, input_shape=(32, 32, 3))`.
+
+    Raises:
+        UnknownArgumentError: for an argument the model function does not take, naming the
+            model and suggesting the closest of its arguments.
+    """
+    info = _lookup(name)
+    parameters = inspect.signature(info.builder).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+        for key in kwargs:
+            if key not in parameters:
+                raise UnknownArgumentError(
+                    f"Model {info.name!r} takes no argument {key!r}."
+                    f"{did_you_mean(key, parameters)} Its arguments: "
+                    f"{', '.join(parameters)}. Received: {key}={kwargs[key]!r}"
+                )
+    return info.builder(**kwargs)
 
 
 def markdown_table():

@@ -16,8 +16,9 @@ The start and end tokens contain "<" and ">", which the standardisation (lower c
 punctuation) removes from any text, so no caption can ever produce them by accident.
 
 `TextVectorization` runs on TensorFlow whatever the Keras backend is, so encoding uses
-TensorFlow ops (ragged tensors); decoding ids back to words is plain Python over the
-vocabulary list.
+TensorFlow ops (ragged tensors) and needs the TensorFlow backend; the vectorizer is made on the
+first `encode`, so the tokenizer (and a captioner holding it) builds on any backend. Decoding ids
+back to words is plain Python over the vocabulary list.
 """
 
 import collections
@@ -136,15 +137,32 @@ class CaptionTokenizer(keras.layers.Layer):
         super().__init__(trainable=False, **kwargs)
         self.words = _check_vocabulary(vocabulary)
         self.max_length = check_int("max_length", max_length)
-        self.vectorizer = keras.layers.TextVectorization(
-            standardize="lower_and_strip_punctuation",
-            split="whitespace",
-            output_mode="int",
-            ragged=True,
-            vocabulary=[START_TOKEN, END_TOKEN, *self.words],
-            name="vectorizer",
-        )
         self.tokens = list(SPECIAL_TOKENS) + self.words
+        self._vectorizer = None
+        if keras.backend.backend() == "tensorflow":
+            # Made now, eagerly: encode also runs inside tf.data's graphs, which cannot make it.
+            self._vectorizer = self.vectorizer
+
+    @property
+    def vectorizer(self):
+        """The `TextVectorization` that encodes, made on first use: it needs TensorFlow (ragged
+        tensors), so a model holding this tokenizer builds, runs and decodes on any backend."""
+        if self._vectorizer is None:
+            if keras.backend.backend() != "tensorflow":
+                raise RuntimeError(
+                    "CaptionTokenizer.encode needs the TensorFlow backend (it feeds zoo.data's "
+                    f"tf.data pipelines); KERAS_BACKEND is {keras.backend.backend()!r}. "
+                    "Decoding ids (`decode`) and the captioners' generation work on any backend."
+                )
+            self._vectorizer = keras.layers.TextVectorization(
+                standardize="lower_and_strip_punctuation",
+                split="whitespace",
+                output_mode="int",
+                ragged=True,
+                vocabulary=[START_TOKEN, END_TOKEN, *self.words],
+                name="vectorizer",
+            )
+        return self._vectorizer
 
     @property
     def vocabulary_size(self):

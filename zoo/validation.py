@@ -18,6 +18,14 @@ instead of keeping their own copies.
 import difflib
 import math
 
+# The allowed values of the settings that the API and the command line share, defined once
+# (the `zoo` parser imports them without loading TensorFlow).
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("constant", "step", "cosine")
+LR_SCALING_RULES = ("linear", "sqrt", "none")
+PRECISIONS = ("bfloat16", "float16")
+EXPORT_FORMATS = ("saved_model", "onnx", "litert")
+
 
 def is_int(value):
     """True for Python and NumPy integers, False for bools (True is not a size)."""
@@ -78,6 +86,21 @@ def check_number(
             allowed += " or None"
         raise ValueError(f"Argument `{name}` must be {allowed}. Received: {name}={value!r}")
     return number
+
+
+def check_learning_rate_plan(lr, reference_batch, epochs, schedule, warmup_epochs, milestones,
+                             decay_factor):
+    """The learning-rate fields a `registry.Recipe` and a `LearningRatePlan` share, checked
+    in one place (the same messages from both)."""
+    check_number("lr", lr, low=0, low_inclusive=False)
+    check_int("reference_batch", reference_batch)
+    check_int("epochs", epochs)
+    check_choice("schedule", schedule, SCHEDULES)
+    check_number("warmup_epochs", warmup_epochs, low=0)
+    for milestone in milestones:
+        check_number("milestones", milestone, low=0, high=1, low_inclusive=False,
+                     high_inclusive=False)
+    check_number("decay_factor", decay_factor, low=0, high=1, low_inclusive=False)
 
 
 def check_bool(name, value):

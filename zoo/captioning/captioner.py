@@ -166,6 +166,14 @@ class Captioner(keras.Model):
         sampler = samplers.get(sampler)
         images = self.check_images(images)
         max_length = self._generation_length(max_length)
+        key = (sampler.cache_key(), max_length)
+        fn = samplers.sampler.compiled(self, key, self._generation_fn(sampler, max_length),
+                                       self._images_signature, sampler.variables)
+        ids, scores = fn(images)
+        return np.asarray(ops.convert_to_numpy(ids)), np.asarray(ops.convert_to_numpy(scores))
+
+    def _generation_fn(self, sampler, max_length):
+        """`images [B, H, W, C] float32 -> (ids, scores)`: the sampler run from `<start>`."""
 
         def generate(images):
             features = self.encoder(images, training=False)
@@ -180,15 +188,18 @@ class Captioner(keras.Model):
                 masked_ids=MASKED_IDS,
             )
 
-        def signature():
-            import tensorflow as tf
+        return generate
 
-            return [tf.TensorSpec((None, *self.image_shape), tf.float32)]
+    def _images_signature(self):
+        import tensorflow as tf
 
-        key = (sampler.cache_key(), max_length)
-        fn = samplers.sampler.compiled(self, key, generate, signature)
-        ids, scores = fn(images)
-        return np.asarray(ops.convert_to_numpy(ids)), np.asarray(ops.convert_to_numpy(scores))
+        return [tf.TensorSpec((None, *self.image_shape), tf.float32)]
+
+    def export_endpoints(self):
+        """Extra SavedModel endpoints for `zoo export`: `caption(images)`, greedy search
+        (`(ids [B, max_length + 1] int32, log-probabilities [B])`, ids index `vocabulary`)."""
+        greedy = self._generation_fn(samplers.GreedySampler(), self._generation_length(None))
+        return {"caption": (greedy, self._images_signature())}
 
     def generate(self, images, sampler="greedy", max_length=None):
         """Captions (strings) for images `[B, H, W, C]`; see `generate_ids`."""

@@ -8,7 +8,7 @@ them over a caption with `keras.layers.RNN` (teacher forcing) or one token at a 
 import keras
 from keras import ops
 
-from layers import stable_softmax
+from zoo.layers import stable_softmax
 from zoo.validation import check_choice, check_int
 
 CELLS = ("rnn", "lstm", "gru")

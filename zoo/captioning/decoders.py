@@ -189,7 +189,10 @@ class SoftAttentionDecoder(keras.layers.Layer):
         self.cell = SoftAttentionLSTMCell(
             units, attention_units, num_locations, feature_dim, name="cell"
         )
-        self.rnn = keras.layers.RNN(self.cell, return_sequences=True, return_state=True, name="rnn")
+        # Masked steps output zeros (the loss ignores them): otherwise Keras' JAX and PyTorch
+        # RNNs carry the first state (h) over as the output, which is wider here.
+        self.rnn = keras.layers.RNN(self.cell, return_sequences=True, return_state=True,
+                                    zero_output_for_mask=True, name="rnn")
         self.hidden_to_output = keras.layers.Dense(embedding_dim, name="deep_output_h")
         self.context_to_output = keras.layers.Dense(embedding_dim, name="deep_output_z")
         self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")

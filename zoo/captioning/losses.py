@@ -2,7 +2,7 @@
 
 from keras import ops
 
-from layers import log_softmax
+from zoo.layers import log_softmax
 
 
 def masked_caption_loss(caption_out, logits, mask):

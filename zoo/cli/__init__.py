@@ -1,4 +1,5 @@
-"""The `zoo` command: list, info, train, evaluate, predict, generate, caption, export.
+"""The `zoo` command: list, info, train, evaluate, predict, generate, caption, export, and the
+tuning tools lr-find and tune.
 
     zoo train                                   # LeNet-5 on the bundled digits, every device
     zoo train --model vgg11 --dataset cifar10 --small --epochs 5
@@ -36,6 +37,24 @@ def one_line(error):
     return text
 
 
+# Libraries whose own ValueErrors are not the zoo's checks of the user's input.
+LIBRARIES = ("keras", "tensorflow", "numpy", "sklearn", "tensorflow_datasets", "PIL")
+
+
+def raised_in_library(error):
+    """The library where `error` was raised, or None when the zoo raised it (its own checks,
+    which name the user's input). An error raised while TensorFlow traced zoo code ("in user
+    code:") counts as the zoo's."""
+    frame, tb = None, error.__traceback__
+    while tb is not None:
+        frame, tb = tb.tb_frame, tb.tb_next
+    module = (frame.f_globals.get("__name__") or "") if frame is not None else ""
+    top = module.split(".")[0]
+    if top in LIBRARIES and "in user code:" not in str(error):
+        return top
+    return None
+
+
 def _unexpected(error):
     """A one-line report of an error nobody anticipated (a TensorFlow op failing on data it
     did not expect, ...), or None to let it propagate (`ZOO_DEBUG=1`)."""
@@ -56,11 +75,21 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # also while TensorFlow loads: one line, no traceback
+        resume = (" rerun the same command to resume from its last checkpoint (written at the "
+                  "end of each epoch, and every N steps with --checkpoint-every N)."
+                  if args.command == "train" else "")
+        print(f"zoo: interrupted;{resume}" if resume else "zoo: interrupted.", file=sys.stderr)
+        return 130
 
+
+def _run(args):
     from zoo.cli import quiet
 
     quiet.import_tensorflow()
-    if args.command == "train" and args.cpu_replicas:
+    if getattr(args, "cpu_replicas", None):  # train, lr-find, tune
         # Before anything touches TensorFlow's runtime: logical devices cannot be added later.
         from zoo.training.strategy import configure_cpu_replicas
 
@@ -72,13 +101,18 @@ def main(argv=None):
     from zoo.cli import commands
 
     try:
-        return commands.COMMANDS[args.command](args)
+        with quiet.filtered_stderr_live():  # TensorFlow's notes while the command runs
+            return commands.COMMANDS[args.command](args)
     except ValueError as error:
-        return _error(one_line(error), 2)
-    except KeyboardInterrupt:
-        print("zoo: interrupted; rerun the same command to resume from the last epoch.",
-              file=sys.stderr)
-        return 130
+        library = raised_in_library(error)
+        if library is None:
+            return _error(one_line(error), 2)
+        if os.environ.get("ZOO_DEBUG"):
+            raise
+        # Not a usage error: a bug, or a case the zoo's checks did not foresee.
+        return _error(f"{library} failed: {one_line(error)[:300]} (ValueError raised inside "
+                      f"{library}, not a check of your input; ZOO_DEBUG=1 shows the "
+                      "traceback)", 1)
     except Exception as error:
         from zoo.training import TrainingDiverged
 

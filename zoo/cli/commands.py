@@ -6,6 +6,12 @@ import os
 import sys
 
 from zoo.cli.parser import data_kwargs
+from zoo.cli.tuning_commands import (
+    apply_recipe_file,
+    lr_find_command,
+    overfit_command,
+    tune_command,
+)
 
 
 def _print_table(rows):
@@ -27,13 +33,33 @@ def list_command(args):
     from zoo import registry
     from zoo.data import base as data_base
 
-    rows = [("model", "task", "paper", "input", "params", "default dataset")]
-    for name in registry.list_models(args.pattern, task=args.task):
+    pretrained = getattr(args, "pretrained", False)
+    last = "weights (top-1)" if pretrained else "default dataset"
+    rows = [("model", "task", "paper", "input", "params", last)]
+    names = registry.list_models(args.pattern, task=args.task, pretrained=pretrained)
+    if not names and args.pattern is not None:
+        from zoo.validation import did_you_mean
+
+        known = registry.list_models(task=args.task, pretrained=pretrained)
+        raise ValueError(
+            f"PATTERN {args.pattern!r} matches no model"
+            + (f" of task {args.task!r}" if args.task else "")
+            + f".{did_you_mean(args.pattern.strip('*?'), known)} Wildcards: 'resnet*', "
+            "'*lstm*'; `zoo list` shows every model."
+        )
+    for name in names:
         info = registry.model_info(name)
         params = f"{info.params:,}" if info.params is not None else "-"
+        if pretrained:
+            entry = info.weights["imagenet"]
+            column = f"imagenet: {entry.source} ({entry.top1:g}%)"
+        else:
+            column = info.default_dataset or "-"
         rows.append((name, info.task, f"{info.paper.authors} {info.paper.year}",
-                     format_shape(info.default_input_shape), params, info.default_dataset or "-"))
+                     format_shape(info.default_input_shape), params, column))
     _print_table(rows)
+    if pretrained:
+        return 0
     print()
     rows = [("dataset", "task", "offline", "summary")]
     for name in data_base.list_datasets(task=args.task):
@@ -74,6 +100,17 @@ def _loader_options(loader):
     return ", ".join(options) or "none"
 
 
+def _finetune_line(info):
+    """How `zoo train --weights` trains an image classifier ("" for other tasks)."""
+    if info.task != "image-classification":
+        return ""
+    from zoo.training.finetune import finetune_recipe
+
+    recipe = finetune_recipe(info.name)
+    return (f"{recipe.optimizer}, lr {recipe.lr:g} per batch of {recipe.batch_size} for the "
+            f"head, x{recipe.lr_factor:g} after --unfreeze-after, {recipe.epochs} epochs")
+
+
 def info_command(args):
     from zoo import registry
     from zoo.data import base as data_base
@@ -94,8 +131,9 @@ def info_command(args):
         ("parameters", f"{info.params:,}" if info.params is not None else "-"),
         ("default dataset", info.default_dataset),
         ("small config", info.small_config),
-        ("ImageNet weights", "yes" if info.imagenet_weights else "no"),
+        ("pretrained weights", ", ".join(info.weights) or "none"),
         ("recipe", describe_recipe(info.recipe)),
+        ("fine-tuning recipe (--weights)", _finetune_line(info)),
         ("paper's setting", info.recipe.paper_setting),
         ("adaptation", info.recipe.adaptation),
     ):
@@ -104,6 +142,21 @@ def info_command(args):
     doc = (info.builder.__doc__ or "").strip().splitlines()
     if doc:
         print(f"  {doc[0]}")
+    for weights_name, entry in info.weights.items():
+        print(f"  weights={weights_name!r}:")
+        prefix = " (prefix)" if entry.hash_is_prefix else ""
+        for label, value in (
+            ("source", f"{entry.source}" + (f" {entry.source_name}" if entry.source_name else "")),
+            ("url", entry.url),
+            ("file", entry.file_name),
+            (f"{entry.hash_algorithm}{prefix}", entry.file_hash),
+            ("without top", entry.url_without_top),
+            ("licence", entry.license),
+            ("preprocessing", entry.preprocessing.describe()),
+            ("top-1", f"{entry.top1:g}% ({entry.top1_reference})"),
+        ):
+            if value:
+                print(f"    {label}: {value}")
     return 0
 
 
@@ -111,6 +164,7 @@ def train_command(args):
     from zoo.training import TrainConfig, train
     from zoo.training.config import RECIPE_FIELDS
 
+    apply_recipe_file(args)  # --recipe FILE fills the recipe flags not given
     loader_options = data_kwargs(args)
     missing = _missing_loader_options(args.dataset, loader_options) if args.dataset else []
     if missing:
@@ -141,7 +195,14 @@ def train_command(args):
         restart=args.restart,
         verbose=1 if args.quiet else 2,
         dataset_kwargs=loader_options,
+        weights=args.weights,
+        freeze=args.freeze,
+        unfreeze_after=args.unfreeze_after,
+        finetune_lr_factor=args.finetune_lr_factor,
+        diagnostics=args.diagnostics,
     )
+    if args.overfit_batch:
+        return overfit_command(config, args)
     result = train(config)
     # --keep-going-on-nan saves and evaluates the last finite model; the run still failed.
     return 1 if result.diverged else 0
@@ -199,8 +260,9 @@ def evaluate_command(args):
             "dataset the model was trained on."
         )
     _check_dataset_fits(saved, dataset)
-    if saved.run_dir and os.path.samefile(saved.model_file, os.path.join(saved.run_dir,
-                                                                          "model.keras")):
+    # (Compared by name: a run without model.keras yet has only best.keras.)
+    if saved.run_dir and os.path.realpath(saved.model_file) == os.path.join(
+            os.path.realpath(saved.run_dir), "model.keras"):
         # The run's own model: the engine reads everything else from the run's record.
         target, options = saved.run_dir, {}
     else:  # best.keras, or a file without a run: what the record says, passed explicitly
@@ -230,12 +292,12 @@ def evaluate_command(args):
 
 def predict_command(args):
     from zoo.training.predict import predict_images
+    from zoo.training.predict_output import format_predictions, image_paths
 
-    results = predict_images(args.images, args.model, top=args.top, dataset=args.dataset,
+    paths = image_paths(args.images)
+    results = predict_images(paths, args.model, top=args.top, dataset=args.dataset,
                              data_kwargs=data_kwargs(args) or None, batch_size=args.batch_size)
-    for path, classes in zip(args.images, results):
-        print(f"{path}: " + ", ".join(f"{name} {probability:.3f}"
-                                      for name, probability in classes))
+    sys.stdout.write(format_predictions(paths, results, args.format))
     return 0
 
 
@@ -261,8 +323,11 @@ def caption_command(args):
 def export_command(args):
     from zoo.training.export import export_model
 
-    path = export_model(args.path, args.format, out=args.out)
+    notes = []
+    path = export_model(args.path, args.format, out=args.out, say=notes.append)
     print(f"exported {args.path} as {args.format}: {path}")
+    for note in notes:
+        print(f"note: {note}")
     return 0
 
 
@@ -275,4 +340,6 @@ COMMANDS = {
     "generate": generate_command,
     "caption": caption_command,
     "export": export_command,
+    "lr-find": lr_find_command,
+    "tune": tune_command,
 }

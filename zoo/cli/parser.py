@@ -4,14 +4,37 @@
 import argparse
 import ast
 
+from zoo.cli.argument_types import (
+    _milestone,
+    decay_factor,
+    fraction,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from zoo.cli.tuning_parser import add_commands as add_tuning_commands
+from zoo.cli.tuning_parser import add_train_flags
+from zoo.validation import (
+    EXPORT_FORMATS,
+    LR_SCALING_RULES,
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULES,
+)
+
 EXAMPLES = """examples:
   zoo train                                       LeNet-5 on the bundled digits (offline)
   zoo train --model resnet18 --dataset cifar10 --small --epochs 5 --schedule cosine
-  zoo train --dataset image_folder --data-path my_photos --model resnet18 --small
+  zoo train --model resnet18 --weights imagenet --dataset image_folder --data-path my_photos --freeze
   zoo train --cpu-replicas 2 --lr-scaling linear --warmup-epochs 1
   zoo train --model resnet18 --dataset cifar10 --mixed-precision float16 --sync-batchnorm
   zoo evaluate runs/lenet5-digits
+  zoo train --overfit-batch 32                    can LeNet-5 memorise 32 examples?
+  zoo lr-find --model lenet5                      the learning-rate range test
+  zoo tune --model lenet5 --trials 20 --epochs 5  random search (pip install 'zoo[tune]')
   zoo predict cat.png --model runs/resnet18-image_folder --top 3
+  zoo predict photos/ --model runs/resnet18-image_folder --format csv > predictions.csv
   zoo predict cat.jpg --model resnet50             ImageNet weights, ImageNet class names
   zoo generate --model runs/char_lm-tiny_corpus --prompt "To be" --length 200 --seed 0
   zoo caption a.png --model runs/show_and_tell-shapes_captions --beam-width 3
@@ -20,52 +43,6 @@ multi-worker: set TF_CONFIG on every machine and run the same `zoo train` comman
 """
 
 
-def _int_at_least(minimum):
-    """An argparse type: an integer >= `minimum`."""
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-positive_int = _int_at_least(1)
-non_negative_int = _int_at_least(0)
-
-
-def _number_in(low, high=None, low_inclusive=True, high_inclusive=False):
-    """An argparse type: a number above `low` and, if `high` is given, below it (e.g. [0, 1)).
-    NaN is refused."""
-    if high is None:
-        bound = f"{'>=' if low_inclusive else '>'} {low}"
-    else:
-        bound = f"in {'[' if low_inclusive else '('}{low}, {high}{']' if high_inclusive else ')'}"
-
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        above = value >= low if low_inclusive else value > low
-        below = high is None or (value <= high if high_inclusive else value < high)
-        if not (above and below):  # NaN fails every comparison
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
-        return value
-
-    return parse
-
-
-positive_float = _number_in(0, low_inclusive=False)
-non_negative_float = _number_in(0)
-fraction = _number_in(0, 1)
-decay_factor = _number_in(0, 1, low_inclusive=False, high_inclusive=True)
-_milestone = _number_in(0, 1, low_inclusive=False)
 
 
 def milestones(text):
@@ -161,6 +138,22 @@ def _add_train(commands):
     )
     train.add_argument("--model", help="registry name (default: lenet5)")
     train.add_argument("--dataset", help="dataset name (default: the model's default dataset)")
+    tuning = train.add_argument_group(
+        "fine-tuning", "start from pretrained weights; the model family's fine-tuning recipe "
+        "replaces its from-scratch recipe (flags still override it)")
+    tuning.add_argument("--weights", metavar="imagenet|RUN|FILE",
+                        help="'imagenet' (the registry's weights: the backbone is copied, the "
+                        "head is new, the inputs get the weights' preprocessing), a run "
+                        "directory or a .keras file (same classes: continue; other classes: "
+                        "a new head)")
+    tuning.add_argument("--freeze", action="store_true",
+                        help="train the head only (batch norm of the backbone in inference mode)")
+    tuning.add_argument("--unfreeze-after", type=positive_int, metavar="N",
+                        help="two phases: the head only for N epochs, then the whole network at "
+                        "the learning rate x --finetune-lr-factor")
+    tuning.add_argument("--finetune-lr-factor", type=decay_factor, metavar="F",
+                        help="the second phase's learning-rate factor, in (0, 1] (default: the "
+                        "family's fine-tuning recipe, 0.1)")
     recipe = train.add_argument_group(
         "recipe", "each defaults to the model's recipe (zoo info MODEL); a flag overrides it")
     recipe.add_argument("--epochs", type=positive_int)
@@ -170,7 +163,7 @@ def _add_train(commands):
                         "scaled to the actual global batch by --lr-scaling")
     recipe.add_argument("--reference-batch", type=positive_int, metavar="N",
                         help="the global batch --lr is stated for")
-    recipe.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "rmsprop"),
+    recipe.add_argument("--optimizer", choices=OPTIMIZERS,
                         help="another optimizer than the recipe's also takes its default "
                         "learning rate, momentum and weight decay unless given")
     recipe.add_argument("--momentum", type=fraction, help="SGD/RMSprop momentum, in [0, 1)")
@@ -178,7 +171,7 @@ def _add_train(commands):
                         help="Nesterov momentum (SGD)")
     recipe.add_argument("--weight-decay", type=non_negative_float,
                         help="decoupled weight decay: w -= lr * weight_decay * w each step")
-    recipe.add_argument("--schedule", choices=("cosine", "step", "constant"))
+    recipe.add_argument("--schedule", choices=SCHEDULES)
     recipe.add_argument("--milestones", type=milestones, metavar="F,F,...",
                         help="step schedule: fractions of training where the rate drops, "
                         "e.g. 0.5,0.75")
@@ -192,12 +185,12 @@ def _add_train(commands):
     recipe.add_argument("--clip-norm", type=non_negative_float,
                         help="global-norm gradient clipping (default: the recipe's, else 1.0 "
                         "for sequence tasks; 0 turns it off)")
-    train.add_argument("--lr-scaling", choices=("linear", "sqrt", "none"), default="linear",
+    train.add_argument("--lr-scaling", choices=LR_SCALING_RULES, default="linear",
                        help="how the learning rate grows with the global batch (Goyal et al. "
                        "2017; default linear)")
     engine = train.add_argument_group("engine")
     engine.add_argument("--mixed-precision", nargs="?", const="bfloat16",
-                        choices=("bfloat16", "float16"),
+                        choices=PRECISIONS,
                         help="compute in bfloat16 (the default when no value is given) or "
                         "float16 with a dynamic loss scale; weights, losses and softmax stay "
                         "float32")
@@ -218,7 +211,7 @@ def _add_train(commands):
     train.add_argument("--batch-size-ramp", type=non_negative_int, nargs="?", const=0,
                        metavar="START", help="start at START per replica (default batch/8) and "
                        "double every epoch up to --batch-size")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=non_negative_int, default=0)
     train.add_argument("--out", help="run directory (default: runs/MODEL-DATASET)")
     train.add_argument("--checkpoint-every", type=positive_int, metavar="N",
                        help="also checkpoint every N steps inside an epoch (long epochs resume "
@@ -234,6 +227,7 @@ def _add_train(commands):
     train.add_argument("--restart", action="store_true",
                        help="start from scratch even if the run directory has a checkpoint")
     train.add_argument("--quiet", action="store_true", help="no progress bars (epoch lines only)")
+    add_train_flags(train)  # --recipe, --diagnostics, --overfit-batch (zoo.cli.tuning_parser)
     data = _add_data_arguments(train)
     data.add_argument("--image-size", type=image_size, metavar="SIZE",
                       help="resize every image to SIZE (N or HxW; image_folder, caption_folder)")
@@ -264,13 +258,16 @@ def _add_model_commands(commands):
         description="Print the most likely classes of each image, with probabilities. --model "
         "is a run directory, a .keras file, or the name of a model with ImageNet weights "
         "(vgg16, vgg19, resnet50, resnet101, resnet152; downloaded once).")
-    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("images", nargs="+", metavar="IMAGE",
+                         help="image files, or folders (searched recursively, sorted)")
     predict.add_argument("--model", required=True, metavar="RUN_OR_FILE")
     predict.add_argument("--top", type=positive_int, default=5, metavar="K",
                          help="classes shown per image (default 5)")
     predict.add_argument("--dataset", help="for a .keras file without its run directory: the "
                          "dataset it was trained on (its normalisation and class names)")
     predict.add_argument("--batch-size", type=positive_int, default=32)
+    predict.add_argument("--format", choices=("text", "json", "csv"), default="text",
+                         help="text lines (default), a JSON list or CSV rows, for scripts")
     _add_data_arguments(predict)
 
     generate = commands.add_parser(
@@ -295,17 +292,26 @@ def _add_model_commands(commands):
         description="Export the model's forward pass with Keras' model.export. ONNX needs the "
         "`export` extra: pip install 'zoo[export]'.")
     export.add_argument("path", metavar="RUN_OR_FILE")
-    export.add_argument("--format", choices=("saved_model", "onnx", "litert"),
+    export.add_argument("--format", choices=EXPORT_FORMATS,
                         default="saved_model")
     export.add_argument("--out", help="where to write it (default: in the run directory: "
                         "saved_model/, model.onnx or model.tflite)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are the one line that matters (`zoo train: error: argument --lr:
+    must be > 0, got -1`), without the usage block of every flag before it (`--help` has it).
+    Subcommands' parsers are of the same class."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser():
     """The `zoo` argument parser (no TensorFlow import)."""
     from zoo import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="zoo",
         description="Train, inspect and use the models of the zoo.",
         epilog=EXAMPLES,
@@ -317,6 +323,8 @@ def build_parser():
     listing = commands.add_parser("list", help="the registered models and datasets")
     listing.add_argument("pattern", nargs="?", help="wildcard filter, e.g. 'resnet*'")
     listing.add_argument("--task", help="only models and datasets of this task")
+    listing.add_argument("--pretrained", action="store_true",
+                         help="only models with pretrained (ImageNet) weights, with their source")
 
     info = commands.add_parser("info", help="what the registry knows about a model or dataset")
     info.add_argument("name")
@@ -324,4 +332,5 @@ def build_parser():
     _add_train(commands)
     _add_evaluate(commands)
     _add_model_commands(commands)
+    add_tuning_commands(commands, _add_data_arguments)  # lr-find, tune
     return parser

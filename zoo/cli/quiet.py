@@ -15,6 +15,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import threading
 
 # Lines of TensorFlow's start-up that say nothing to a user of the zoo.
 STARTUP_NOTES = (
@@ -22,6 +23,11 @@ STARTUP_NOTES = (
     "oneDNN custom operations are on",
     "This TensorFlow binary is optimized to use available CPU instructions",
     "To enable the following instructions:",
+)
+# Lines TensorFlow prints while a model runs that say nothing to a user (every recurrent model
+# and captioner: oneDNN falls back to Eigen for boolean masks, and works on).
+RUNTIME_NOTES = (
+    "oneDNN supports DT_BOOL only on platforms with AVX-512",
 )
 # Notes that are only noise on a machine without an NVIDIA driver.
 CUDA_NOTES = (
@@ -43,7 +49,7 @@ def has_nvidia_driver():
 def is_noise(line, cpu_only=None):
     """Whether a captured stderr line is a start-up note to drop."""
     cpu_only = (not has_nvidia_driver()) if cpu_only is None else cpu_only
-    notes = STARTUP_NOTES + (CUDA_NOTES if cpu_only else ())
+    notes = STARTUP_NOTES + RUNTIME_NOTES + (CUDA_NOTES if cpu_only else ())
     return any(note in line for note in notes)
 
 
@@ -77,6 +83,51 @@ def filtered_stderr(cpu_only=None):
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()
+
+
+def _write_all(fd, data):
+    while data:
+        data = data[os.write(fd, data):]
+
+
+@contextlib.contextmanager
+def filtered_stderr_live(cpu_only=None):
+    """For a whole command: file descriptor 2 goes through a pipe, and a thread passes every
+    line on as it comes except the notes of `is_noise` (a line still being written is passed
+    on at once unless it may be a TensorFlow log line, which starts with E, W or I)."""
+    try:
+        stderr_fd = sys.__stderr__.fileno() if sys.__stderr__ else 2
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(stderr_fd)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, stderr_fd)
+    os.close(write_end)
+
+    def copy():
+        pending = b""
+        while chunk := os.read(read_end, 65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            out = b"".join(line + b"\n" for line in lines
+                           if not is_noise(line.decode("utf-8", "replace"), cpu_only))
+            if pending and pending[:1] not in (b"E", b"W", b"I"):
+                out, pending = out + pending, b""
+            _write_all(saved, out)
+        _write_all(saved, pending)
+
+    thread = threading.Thread(target=copy, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os.dup2(saved, stderr_fd)  # closes the pipe's write end: the thread reads to the end
+        thread.join(timeout=5)
+        os.close(read_end)
+        os.close(saved)
 
 
 def import_tensorflow():

@@ -2,7 +2,7 @@
 
 **AlexNet** won ILSVRC-2012 by a wide margin. What was distinctive: ReLUs instead of
 saturating tanh (several times faster training), local response normalization after the
-first two convolutions (`layers.LocalResponseNormalization`, k=2, n=5, alpha=1e-4,
+first two convolutions (`zoo.layers.LocalResponseNormalization`, k=2, n=5, alpha=1e-4,
 beta=0.75), overlapping 3x3 max pooling with stride 2, and dropout (0.5) on fc6 and fc7
 against the over-fitting of 60 million parameters. Layers (227x227x3 input): conv1 96 11x11
 stride 4 -> LRN -> pool; conv2 256 5x5 -> LRN -> pool; conv3 384 3x3; conv4 384 3x3; conv5
@@ -20,7 +20,7 @@ mid-frequency information. Layers (224x224x3 input, the paper's Fig. 3): conv1 9
 pool -> normalization (13x13x256); conv3 384, conv4 384, conv5 256 (3x3, dense connections:
 one GPU) -> pool (6x6x256); fc6 and fc7 4096 with dropout 0.5; classifier. Following the
 paper, each convolution filter whose RMS exceeds 0.1 is renormalised to 0.1 after every
-update (a kernel constraint). Contrast normalization is `layers.LocalResponseNormalization`
+update (a kernel constraint). Contrast normalization is `zoo.layers.LocalResponseNormalization`
 with AlexNet's constants. Pooling rounds up (Caffe's convention, padding "same") so that the
 sizes are the paper's 110 -> 55 and 26 -> 13. 62,357,608 parameters with 1000 classes; any
 input from 53x53 up works.
@@ -40,7 +40,7 @@ import typing
 
 import keras
 
-import layers as zoo_layers
+import zoo.layers as zoo_layers
 from zoo.cnn import common
 from zoo.registry import Paper, Variant, register_variant
 
@@ -177,13 +177,13 @@ def _alexnet(
             a fixed size.
         pooling: With include_top=False: None (the pooled conv5 map), "avg" or "max".
         classes: Number of classes.
-        classifier_activation: "softmax" (float32 `layers.StableSoftmax`), None for logits,
+        classifier_activation: "softmax" (float32 `zoo.layers.StableSoftmax`), None for logits,
             or another Keras activation.
         name: Model name (default: the variant's name).
         activation: Hidden activation: a Keras activation name, "shifted_relu" or a callable.
         dropout_rate: Dropout after fc6 and fc7 (the papers' 0.5).
         dropout_scaling: "inverted" (default), "inference" (AlexNet's: multiply outputs by
-            1 - rate at test time) or "none"; see `layers.ScaledDropout`.
+            1 - rate at test time) or "none"; see `zoo.layers.ScaledDropout`.
 
     Returns:
         A `keras.Model`.

@@ -16,7 +16,7 @@ import os
 
 import keras
 
-import layers as zoo_layers
+import zoo.layers as zoo_layers
 from zoo import weights as zoo_weights
 from zoo.registry import Recipe
 from zoo.validation import check_bool, check_choice, check_int, check_rate, is_int
@@ -130,20 +130,21 @@ def check_dropout(dropout_rate, dropout_scaling):
     check_choice("dropout_scaling", dropout_scaling, DROPOUT_SCALINGS)
 
 
-def check_weights(weights, *, include_top, classes, imagenet=False, model_name="this model"):
-    """`weights` is None, "imagenet" (where `imagenet` is True) or an existing weights file.
+def check_weights(weights, *, include_top, classes, imagenet=None, model_name="this model"):
+    """`weights` is None, "imagenet" (where `imagenet` is True; None: where the weights
+    catalog has `model_name`) or an existing weights file.
 
     As in Keras, `weights="imagenet"` with `include_top=True` needs `classes=1000`.
     """
     if weights is None:
         return
     if weights == "imagenet":
+        if imagenet is None:
+            imagenet = model_name in zoo_weights.IMAGENET
         if not imagenet:
-            from zoo.weights import IMAGENET_SOURCES
-
             raise ValueError(
                 f"ImageNet weights are not available for {model_name} (they are for "
-                f"{', '.join(IMAGENET_SOURCES)}). Use weights=None or a path to a "
+                f"{', '.join(sorted(zoo_weights.IMAGENET))}). Use weights=None or a path to a "
                 f"'.weights.h5' file. Received: weights='imagenet'"
             )
         if include_top and classes != 1000:
@@ -169,7 +170,7 @@ def check_arguments(
     classes,
     classifier_activation,
     activation,
-    imagenet=False,
+    imagenet=None,
     dropout=None,
 ):
     """The checks every CNN builder runs first, in one call.
@@ -178,7 +179,8 @@ def check_arguments(
         model_name: For messages ("vgg16").
         include_top, weights, pooling, classes, classifier_activation, activation: The
             builder's keras.applications-style arguments.
-        imagenet: Whether `weights="imagenet"` exists for this model.
+        imagenet: Whether `weights="imagenet"` exists for this model; None: whether the
+            weights catalog has `model_name`.
         dropout: `(dropout_rate, dropout_scaling)` for models with dropout, else None.
     """
     check_bool("include_top", include_top)
@@ -303,7 +305,7 @@ def fully_connected(x, units, activation, dropout, name, kernel_initializer=None
     dropout, named `name`, `name_act`, `name_dropout`.
 
     Args:
-        dropout: `(rate, scaling)` for `layers.ScaledDropout`.
+        dropout: `(rate, scaling)` for `zoo.layers.ScaledDropout`.
         kernel_initializer: None for `hidden_dense_initializer()` (He).
     """
     initializer = kernel_initializer or hidden_dense_initializer()
@@ -327,7 +329,7 @@ def dropout(x, rate, scaling, name):
 
 def finish(inputs, outputs, name, weights, variant=None, include_top=True):
     """Build the functional model and load its weights: `weights` a file path, or "imagenet"
-    (transplanted from `keras.applications`' `variant`)."""
+    (`zoo.weights.load_imagenet` of the registry model `variant`)."""
     model = keras.Model(inputs, outputs, name=name)
     if weights == "imagenet":
         zoo_weights.load_imagenet(model, variant, include_top)

@@ -7,7 +7,7 @@ conv2 and its normalization (stride 4, 192 channels), `stage3` inception 3b (str
 
 import keras
 
-import layers as zoo_layers
+import zoo.layers as zoo_layers
 from zoo.cnn import common
 from zoo.registry import Paper, register_model
 from zoo.validation import check_bool
@@ -151,13 +151,13 @@ def googlenet(
         input_shape: (height, width, channels); default (224, 224, 3), at least 32x32.
         pooling: With include_top=False: None (the 5b map), "avg" or "max".
         classes: Number of classes.
-        classifier_activation: "softmax" (float32 `layers.StableSoftmax`), None for logits,
+        classifier_activation: "softmax" (float32 `zoo.layers.StableSoftmax`), None for logits,
             or another Keras activation.
         name: Model name.
         activation: Activation after every convolution: a Keras activation name,
             "shifted_relu" or a callable.
         dropout_rate: Dropout before the classifier (the paper's 0.4).
-        dropout_scaling: "inverted", "inference" or "none"; see `layers.ScaledDropout`.
+        dropout_scaling: "inverted", "inference" or "none"; see `zoo.layers.ScaledDropout`.
         auxiliary_classifiers: Add the two training-time side classifiers (needs
             include_top=True).
 

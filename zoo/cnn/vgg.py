@@ -28,7 +28,7 @@ import typing
 
 import keras
 
-import layers as zoo_layers
+import zoo.layers as zoo_layers
 from zoo.cnn import common
 from zoo.registry import Paper, Variant, register_variant
 
@@ -92,12 +92,11 @@ class VggSpec(typing.NamedTuple):
     config: str  # the paper's Table 1 column
 
 
-def _variant(convs, batch_norm, config, params, summary, imagenet=False, recipe=None):
+def _variant(convs, batch_norm, config, params, summary, recipe=None):
     return Variant(
         summary=summary,
         params=params,
         recipe=recipe or (VGG_BN_RECIPE if batch_norm else VGG_RECIPE),
-        imagenet_weights=imagenet,
         spec=VggSpec(convs, batch_norm, config),
     )
 
@@ -105,6 +104,8 @@ def _variant(convs, batch_norm, config, params, summary, imagenet=False, recipe=
 A, B, D, E = (1, 1, 2, 2, 2), (2, 2, 2, 2, 2), (2, 2, 3, 3, 3), (2, 2, 4, 4, 4)
 # count_params() at 224x224x3 with 1000 classes. The _bn counts include BatchNorm's moving
 # mean and variance; their trainable counts are torchvision's (tests/test_vgg_bn.py).
+# ImageNet weights (zoo.weights.catalog): torchvision's for vgg11, vgg13 and the _bn
+# variants, keras.applications' (the authors' Caffe weights) for vgg16 and vgg19.
 VARIANTS = {
     "vgg11": _variant(
         A, False, "A", 132_863_336, "8 conv 3x3 layers in 5 blocks + 3 FC (config A)"
@@ -113,10 +114,10 @@ VARIANTS = {
         B, False, "B", 133_047_848, "10 conv 3x3 layers in 5 blocks + 3 FC (config B)"
     ),
     "vgg16": _variant(
-        D, False, "D", 138_357_544, "13 conv 3x3 layers in 5 blocks + 3 FC; ImageNet weights", True
+        D, False, "D", 138_357_544, "13 conv 3x3 layers in 5 blocks + 3 FC (config D)"
     ),
     "vgg19": _variant(
-        E, False, "E", 143_667_240, "16 conv 3x3 layers in 5 blocks + 3 FC; ImageNet weights", True,
+        E, False, "E", 143_667_240, "16 conv 3x3 layers in 5 blocks + 3 FC (config E)",
         VGG19_RECIPE,
     ),
     "vgg11_bn": _variant(A, True, "A", 132_874_344, "vgg11 with BatchNorm after every conv"),
@@ -148,24 +149,26 @@ def _vgg(
     non-linearity after each, so depth grows at constant receptive field cost. Max pooling
     halves the resolution after each of the five blocks while the filters double (64 to 512).
     vgg16 and vgg19 match keras.applications.VGG16/VGG19 layer for layer (names and
-    `count_params()`), so `weights="imagenet"` transplants Keras' weights.
+    `count_params()`), so `weights="imagenet"` transplants Keras' weights; the other
+    variants take torchvision's (same layers, converted by `zoo.weights.torchvision`).
 
     Args:
         variant: "vgg11", "vgg13", "vgg16", "vgg19" or one of their "_bn" forms.
         include_top: Include the three fully connected layers (fc1, fc2, classifier).
-        weights: None, "imagenet" (vgg16 and vgg19: keras.applications' weights), or the
-            path to a `.weights.h5` file.
+        weights: None, "imagenet" (vgg16 and vgg19: keras.applications' weights; the
+            others: torchvision's; `zoo.model_info(variant).weights` says which, with the
+            preprocessing they need), or the path to a `.weights.h5` file.
         input_tensor: Optional Keras tensor to use as the image input.
         input_shape: (height, width, channels); default (224, 224, 3), at least 32x32. With
             the top, fc1 flattens the last map (7x7x512 at 224, 1x1x512 at 32).
         pooling: With include_top=False: None (the block5_pool map), "avg" or "max".
         classes: Number of classes.
-        classifier_activation: "softmax" (float32 `layers.StableSoftmax`), None for logits,
+        classifier_activation: "softmax" (float32 `zoo.layers.StableSoftmax`), None for logits,
             or another Keras activation.
         name: Model name (default: the variant's name).
         activation: Hidden activation: Keras name, "shifted_relu" or a callable.
         dropout_rate: Dropout after fc1 and fc2 (the paper's 0.5).
-        dropout_scaling: "inverted", "inference" or "none" (see `layers.ScaledDropout`).
+        dropout_scaling: "inverted", "inference" or "none" (see `zoo.layers.ScaledDropout`).
 
     Returns:
         A `keras.Model`.
@@ -185,7 +188,6 @@ def _vgg(
         classes=classes,
         classifier_activation=classifier_activation,
         activation=activation,
-        imagenet=row.imagenet_weights,
         dropout=dropout,
     )
     image, inputs, shape = common.model_input(

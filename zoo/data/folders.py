@@ -9,7 +9,9 @@ Keras)::
       dogs/  001.jpg ...                                          validation/  cats/ dogs/  (or val/)
                                                                   test/        cats/ dogs/
 
-Files with other suffixes than `IMAGE_SUFFIXES` are ignored (Keras does the same). Without
+A class folder's images are found at any depth (`cats/indoor/001.jpg` is a cat), as Keras'
+`image_dataset_from_directory` finds them; files and folders whose names start with "." are
+skipped. Files with other suffixes than `IMAGE_SUFFIXES` are ignored (Keras does the same). Without
 `validation/` or `test/` folders, those splits are held out of the training images per class:
 `ceil(fraction * n)` images of a class of `n` (so every class is in every split), chosen by a
 seeded shuffle: the same folder and seed give the same split.
@@ -77,14 +79,17 @@ def as_pair(name, size):
     return (value, value)
 
 
-def _images_in(folder):
-    return sorted(
-        os.path.join(folder, name)
-        for name in os.listdir(folder)
-        if not name.startswith(".")
-        and name.lower().endswith(IMAGE_SUFFIXES)
-        and os.path.isfile(os.path.join(folder, name))
-    )
+def _images_in(folder, recursive=False):
+    """The image files in `folder` (and, if `recursive`, its subfolders at any depth)."""
+    found = []
+    for root, folders, names in os.walk(folder, followlinks=True):
+        folders[:] = [name for name in folders if not name.startswith(".")] if recursive else []
+        found += [
+            os.path.join(root, name) for name in names
+            if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)
+            and os.path.isfile(os.path.join(root, name))
+        ]
+    return sorted(found)
 
 
 def _class_folders(folder):
@@ -114,7 +119,7 @@ def scan_classes(folder):
             f"The image folder {folder!r} has one class subfolder ({classes[0]!r}): a "
             "classifier needs at least 2 classes, one subfolder each."
         )
-    files = {name: _images_in(os.path.join(folder, name)) for name in classes}
+    files = {name: _images_in(os.path.join(folder, name), recursive=True) for name in classes}
     for name, paths in files.items():
         if not paths:
             raise ValueError(
@@ -173,14 +178,17 @@ def _splits(path, validation_fraction, test_fraction, seed):
                 "split is needed. Received: test_fraction=0"
             )
         splits["train"], splits["test"] = _hold_out(splits["train"], test_fraction, seed, "test")
-    if "validation" not in splits:
-        if validation_fraction:
-            splits["train"], splits["validation"] = _hold_out(
-                splits["train"], validation_fraction, seed + 1, "validation"
-            )
-        else:
-            splits["validation"] = {}
-    return splits
+    if "validation" in splits:
+        how = f"the folder {_split_folder(path, 'validation')!r}"
+    elif validation_fraction:
+        splits["train"], splits["validation"] = _hold_out(
+            splits["train"], validation_fraction, seed + 1, "validation"
+        )
+        how = (f"{validation_fraction:g} of each class's training images held out "
+               f"(validation_fraction, seed {seed + 1})")
+    else:
+        splits["validation"], how = {}, None
+    return splits, how
 
 
 def _image_format(files, image_size):
@@ -305,7 +313,7 @@ def image_folder(
     check_number("validation_fraction", validation_fraction, low=0, high=1, high_inclusive=False)
     check_number("test_fraction", test_fraction, low=0, high=1, high_inclusive=False)
     target = None if image_size is None else as_pair("image_size", image_size)
-    splits = _splits(path, validation_fraction, test_fraction, seed)
+    splits, validation_how = _splits(path, validation_fraction, test_fraction, seed)
     class_names = sorted(splits["train"])
     every_file = [p for split in splits.values() for paths in split.values() for p in paths]
     native, channels = _image_format(every_file, target)
@@ -353,5 +361,6 @@ def image_folder(
         num_test=num_test,
         validation=validation,
         num_validation=num_validation or None,
-        extras={"class_names": class_names, "mean": mean, "std": std, "path": path},
+        extras={"class_names": class_names, "mean": mean, "std": std, "path": path,
+                **({"validation_how": validation_how} if validation_how else {})},
     )

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from zoo.data.base import DatasetSplits, register_dataset, tfds_num_examples
 from zoo.data.downloads import load_tfds
+from zoo.validation import check_int
 
 # name -> (native shape, classes, per-channel mean, per-channel std) in [0, 1] pixel units.
 # MNIST / Fashion-MNIST / CIFAR statistics are the commonly used training-set values.
@@ -128,6 +129,7 @@ def load_digits_dataset(crop_border=0, min_image_size=None, split_seed=0):
     Returns:
         `DatasetSplits` with `model_kwargs={"input_shape": ..., "classes": 10}`.
     """
+    check_int("split_seed", split_seed, minimum=0, maximum=2**32 - 1)  # scikit-learn's range
     x_train, x_test, y_train, y_test = _digits_arrays(split_seed)
     mean, std = float(np.mean(x_train / 16.0)), float(np.std(x_train / 16.0))
     preprocess, shape = _preprocess_fn("digits", crop_border, min_image_size, (mean,), (std,))

@@ -273,10 +273,17 @@ def read_text(path):
 
     Raises:
         FileNotFoundError: if there is no such file.
-        ValueError: if the file is empty (or whitespace only).
+        ValueError: if the file is empty (or whitespace only) or not UTF-8 text.
     """
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"The corpus at {path!r} is not UTF-8 text (byte {error.object[error.start]:#04x} at "
+            f"offset {error.start} cannot be decoded): a character language model reads a "
+            "text file."
+        ) from None
     if not text.strip():
         raise ValueError(
             f"The corpus at {path!r} is empty: a character language model needs text to learn "

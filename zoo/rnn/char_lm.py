@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
-import layers
+import zoo.layers as layers
 from zoo import samplers
 from zoo.registry import Paper, Recipe, register_model
 from zoo.rnn.classifiers import check_cell_type, recurrent_layer
@@ -86,7 +86,7 @@ class CharLanguageModel(keras.Model):
     """Character-level LSTM/GRU language model (Graves 2013).
 
     Embedding (id 0 masked) -> `num_layers` recurrent layers returning sequences -> Dropout
-    -> Dense logits over the ids -> `layers.StableSoftmax` (float32), or logits.
+    -> Dense logits over the ids -> `zoo.layers.StableSoftmax` (float32), or logits.
 
     Args:
         vocabulary: The characters the model knows, in id order (id 2 + i is vocabulary[i]).
@@ -97,7 +97,7 @@ class CharLanguageModel(keras.Model):
         embedding_dim: Size of the character embedding.
         dropout: Dropout rate on the recurrent layers' inputs and before the output layer.
         recurrent_dropout: Dropout rate on the recurrent state.
-        classifier_activation: "softmax" (probabilities, via `layers.StableSoftmax`) or None
+        classifier_activation: "softmax" (probabilities, via `zoo.layers.StableSoftmax`) or None
             (logits).
         **kwargs: Base `keras.Model` arguments (`name`, ...).
 
@@ -230,6 +230,11 @@ class CharLanguageModel(keras.Model):
             new_states.append([ops.cast(s, d) for s, d in zip(state, dtypes)])
         return self.logits_layer(x), new_states
 
+    def export_input_signature(self):
+        """What `zoo export` serves: int32 ids `(batch, time)` of any length (the model's
+        output: the next character's distribution at every step)."""
+        return [keras.InputSpec(shape=(None, None), dtype="int32")]
+
     def call(self, inputs, training=None):
         self._check_ids(inputs)
         logits, _ = self._features(inputs, training=training)
@@ -288,7 +293,7 @@ class CharLanguageModel(keras.Model):
         The prompt goes through the recurrent layers in one call; then a sampler from
         `zoo.samplers` steps the cells one character at a time in-graph. By default
         (`sampler=None`) that is a `RandomSampler`: temperature divides the logits,
-        `layers.log_softmax` turns them into log-probabilities, and the Gumbel-max trick
+        `zoo.layers.log_softmax` turns them into log-probabilities, and the Gumbel-max trick
         draws the character; temperature 0 is greedy decoding.
 
         Args:
@@ -337,7 +342,7 @@ class CharLanguageModel(keras.Model):
             ]
 
         key = (sampler.cache_key(), length)
-        fn = samplers.sampler.compiled(self, key, generate, signature)
+        fn = samplers.sampler.compiled(self, key, generate, signature, sampler.variables)
         start = ops.convert_to_tensor(ids[-1:], "int32")
         states = [[ops.cast(x, "float32") for x in s] for s in states]
         generated, _ = fn(start, states)

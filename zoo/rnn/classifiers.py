@@ -32,7 +32,7 @@ import typing
 
 import keras
 
-import layers
+import zoo.layers as layers
 from zoo.registry import Paper, Recipe, Variant, register_variant
 from zoo.rnn.cells import CELL_TYPES, check_cell_type, recurrent_layer  # noqa: F401
 from zoo.validation import check_bool, check_choice, check_int, check_rate
@@ -259,7 +259,7 @@ def _sequence_model(
         embedding_dim: Size of the token embedding or of the per-step input projection.
         sequence_length: Fixed number of steps, or None for variable-length input.
         return_sequences: Predict at every step (output (batch, time, classes)) instead of once.
-        classifier_activation: "softmax" for a `layers.StableSoftmax` head (float32) or None
+        classifier_activation: "softmax" for a `zoo.layers.StableSoftmax` head (float32) or None
             for logits. Ignored for regression.
         mask_value: For `input_dim` models: steps whose features all equal this value are
             masked (padding); None disables masking.

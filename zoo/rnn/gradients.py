@@ -16,7 +16,7 @@ when called), like `zoo.training`.
 import keras
 import numpy as np
 
-import layers
+import zoo.layers as layers
 
 _RECURRENT_TYPES = (keras.layers.SimpleRNN, keras.layers.LSTM, keras.layers.GRU)
 

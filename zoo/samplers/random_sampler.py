@@ -1,9 +1,10 @@
 """Sampling from the model's distribution: temperature, top-k and top-p (nucleus), seeded."""
 
+import keras
 import numpy as np
 from keras import ops, random
 
-import layers
+import zoo.layers as layers
 from zoo.samplers.sampler import Sampler
 from zoo.validation import check_int, check_number
 
@@ -72,10 +73,33 @@ class RandomSampler(Sampler):
             return log_probs
         return layers.log_softmax(log_probs, axis=-1, mask=keep)
 
+    @property
+    def variables(self):
+        return [self.seed_generator.state]
+
+    def __call__(self, next, start_tokens, state, max_length, **kwargs):
+        # JAX traces the loop body once, so a seed generator advanced inside it would hand the
+        # same traced seed to every step and leak it out of the loop. There the call draws one
+        # key from the generator (which advances it) and each step folds its index into that
+        # key; TensorFlow and PyTorch advance the generator at every step.
+        if keras.backend.backend() == "jax":
+            self._call_key = self.seed_generator.next()
+        try:
+            return super().__call__(next, start_tokens, state, max_length, **kwargs)
+        finally:
+            self._call_key = None
+
+    def _step_seed(self, step):
+        if getattr(self, "_call_key", None) is None:
+            return self.seed_generator
+        import jax
+
+        return jax.random.fold_in(self._call_key, step)
+
     def choose(self, log_probs, step):
         filtered = self.filtered_log_probs(log_probs)
         uniform = random.uniform(
-            ops.shape(filtered), minval=1e-20, maxval=1.0, seed=self.seed_generator
+            ops.shape(filtered), minval=1e-20, maxval=1.0, seed=self._step_seed(step)
         )
         gumbel = -ops.log(-ops.log(uniform))
         return ops.argmax(filtered + gumbel, axis=-1)

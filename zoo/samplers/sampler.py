@@ -19,14 +19,14 @@ not a key/value cache.
 import keras
 from keras import ops
 
-import layers
+import zoo.layers as layers
 from zoo.validation import check_int
 
 
 def log_probabilities(logits, masked_ids=(), temperature=1.0):
     """float32 log-probabilities of `logits / temperature` over the ids not in `masked_ids`.
 
-    Masked ids get -inf; the rest are renormalised among themselves (`layers.log_softmax`, so
+    Masked ids get -inf; the rest are renormalised among themselves (`zoo.layers.log_softmax`, so
     logits of any magnitude are safe).
     """
     logits = ops.cast(logits, "float32")
@@ -102,6 +102,11 @@ class Sampler:
         -inf); subclasses implement it."""
         raise NotImplementedError
 
+    @property
+    def variables(self):
+        """Keras variables the sampler reads or advances in the loop (none here; a seed)."""
+        return []
+
     def cache_key(self):
         """What a compiled generation function depends on (its cache key)."""
         return (type(self).__name__, tuple(sorted(self.get_config().items())))
@@ -118,11 +123,14 @@ class Sampler:
         return f"{type(self).__name__}({arguments})"
 
 
-def compiled(owner, key, fn, input_signature):
-    """`fn` as a `tf.function` with `input_signature` (TensorFlow backend), cached on `owner`.
+def compiled(owner, key, fn, input_signature, variables=()):
+    """`fn` compiled for the backend, cached on `owner`.
 
-    Other backends get `fn` itself. The cache lives in `owner.__dict__`, past Keras' attribute
-    tracking: it is neither state nor saved.
+    TensorFlow: a `tf.function` with `input_signature`. JAX: `jax.jit` with the model's weights
+    (and `variables`, e.g. a sampler's seed) passed in as arguments, not baked in as constants,
+    so the cached function follows weights changed after it was traced (`_jax_jit`). PyTorch:
+    `fn` itself (the loop runs eagerly). The cache lives in `owner.__dict__`, past Keras'
+    attribute tracking: it is neither state nor saved.
 
     Args:
         owner: The model the function belongs to.
@@ -130,16 +138,51 @@ def compiled(owner, key, fn, input_signature):
         fn: The generation function.
         input_signature: A callable returning the `tf.TensorSpec`s (called only for
             TensorFlow, so that no other module needs TensorFlow).
+        variables: Keras variables outside `owner` that `fn` reads or updates (a sampler's
+            `variables`).
     """
     cache = owner.__dict__.get("_zoo_generation_functions")
     if cache is None:
         cache = {}
         object.__setattr__(owner, "_zoo_generation_functions", cache)
     if key not in cache:
-        if keras.backend.backend() == "tensorflow":
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
             import tensorflow as tf
 
             cache[key] = tf.function(fn, input_signature=input_signature(), autograph=False)
+        elif backend == "jax":
+            cache[key] = _jax_jit(fn, list(owner.variables), list(variables))
         else:
             cache[key] = fn
     return cache[key]
+
+
+def _jax_jit(fn, model_variables, extra_variables):
+    """`fn` under `jax.jit`, reading every variable through a `keras.StatelessScope`.
+
+    The variables' current values are arguments of the compiled function (as in Keras' own JAX
+    trainer), and the new values of `extra_variables` (a sampler's seed state, which a draw
+    advances) come back out and are assigned after the call.
+    """
+    import jax
+
+    variables = model_variables + extra_variables
+
+    @jax.jit
+    def run(values, *args):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
+            outputs = fn(*args)
+            updated = []
+            for variable, value in zip(extra_variables, values[len(model_variables):]):
+                new = scope.get_current_value(variable)
+                updated.append(value if new is None else new)
+        return outputs, updated
+
+    def call(*args):
+        outputs, updated = run([variable.value for variable in variables], *args)
+        for variable, value in zip(extra_variables, updated):
+            variable.assign(value)
+        return outputs
+
+    return call

@@ -16,6 +16,7 @@ One job per module, in the manner of TF Model Garden's `base_task` / `base_train
     run         train(): run directory, resume, finish; epochs: the epoch loop, callbacks
     evaluate    evaluate_saved_model (zoo evaluate)
     strategy    devices, strategy, learning-rate scaling, batch-size ramp
+    tuning      range test, diagnostics, overfit check, random search, recipe files
 """
 
 from zoo.training.checkpoint import EarlyStopping, RunCheckpoint
@@ -31,6 +32,7 @@ from zoo.training.strategy import (
 )
 from zoo.training.task import batch_statistics
 from zoo.training.trainer import DistributedTrainer
+from zoo.training.tuning import find_learning_rate, overfit_batch, random_search
 
 __all__ = [
     "DistributedTrainer",
@@ -46,5 +48,8 @@ __all__ = [
     "describe_strategy",
     "evaluate_saved_model",
     "get_strategy",
+    "find_learning_rate",
+    "overfit_batch",
+    "random_search",
     "train",
 ]

@@ -15,11 +15,6 @@ from zoo.data import base as data_base
 from zoo.training import pipeline
 
 DEFAULT_MODEL = "lenet5"
-SEQUENCE_TASKS = ("language-modeling", "image-captioning", "sequence-classification",
-                  "sequence-regression")
-# Clipping when neither the flags nor the recipe set it: recurrent nets need it (Pascanu et
-# al. 2013), convnets train without.
-SEQUENCE_CLIP_NORM = 1.0
 
 
 def resolve_names(model_name, dataset_name):
@@ -74,13 +69,16 @@ def loader_kwargs(info, entry, config):
         kwargs["crop_border"] = config.crop_border
     if "seed" in parameters:
         kwargs["seed"] = config.seed
-    unknown = [k for k in config.dataset_kwargs if k not in parameters]
+    given = dict(config.dataset_kwargs)
+    if given.get("download") is False and "download" not in parameters:
+        del given["download"]  # --no-download: a dataset that never downloads already obeys
+    unknown = [k for k in given if k not in parameters]
     if unknown and not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
         raise ValueError(
             f"Dataset {entry.name!r} takes no argument {unknown[0]!r}. Its arguments: "
             f"{', '.join(parameters) or 'none'}. Received: dataset_kwargs={config.dataset_kwargs!r}"
         )
-    kwargs.update(config.dataset_kwargs)
+    kwargs.update(given)
     return kwargs
 
 
@@ -114,7 +112,8 @@ def with_validation(splits, counted_train=None):
     if splits.validation is not None:
         train, num_train = splits.train, splits.num_train
         validation, num_validation = splits.validation, splits.num_validation
-        how = "the dataset's own validation split"
+        # A loader that made the split itself says how (image_folder: a folder or a fraction).
+        how = splits.extras.get("validation_how", "the dataset's own validation split")
     else:
         train, validation, num_train, num_validation = pipeline.hold_out_validation(
             splits.train, splits.num_train
@@ -164,13 +163,6 @@ def build_model(info, splits, kwargs):
                 "dataset's model_kwargs) or pick a matching dataset."
             )
     return model
-
-
-def clip_norm(settings, task):
-    """The run's clipping: the settings', else 1.0 for sequence tasks; None for none."""
-    if settings["clip_norm"] is not None:
-        return settings["clip_norm"]
-    return SEQUENCE_CLIP_NORM if task in SEQUENCE_TASKS else None
 
 
 def make_optimizer(settings, learning_rate):

@@ -25,31 +25,34 @@ import json
 import math
 import os
 import re
+import time
 import warnings
 
 import numpy as np
 import tensorflow as tf
 
+from zoo.training import keras_internals
+from zoo.training.records import write_text_atomic
 from zoo.training.strategy import is_multi_worker
 
 MAX_TO_KEEP = 3
+# tf.train.CheckpointManager's record of its checkpoints (rewritten by `repair`).
+STATE_FILE = "checkpoint"
 # Agreement status codes, gathered from every worker.
 READY, DIFFERENT_RUN, NONE_USABLE = 0, 1, 2
 
 
 def seed_generators(model):
     """Every `keras.random.SeedGenerator` of the model's layers (dropout, noise, augmentation
-    layers), in a fixed order, plus Keras' global one."""
+    layers), in a fixed order, plus Keras' global one (private Keras internals, read through
+    `zoo.training.keras_internals`, which fails loudly if a Keras renamed them)."""
     found, seen = [], set()
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        for generator in getattr(layer, "_seed_generators", ()):
+    for layer in keras_internals.flatten_layers(model):
+        for generator in keras_internals.layer_seed_generators(layer):
             if id(generator) not in seen:
                 seen.add(id(generator))
                 found.append(generator)
-    # Keras' global generator (random ops called without a seed) is not public API.
-    from keras.src.random.seed_generator import global_seed_generator
-
-    found.append(global_seed_generator())
+    found.append(keras_internals.global_seed_generator())
     return found
 
 
@@ -112,6 +115,7 @@ class RunCheckpoint:
 
     def __init__(self, directory, model, optimizer=None, max_to_keep=MAX_TO_KEEP):
         self.directory = directory
+        self.max_to_keep = max_to_keep
         # Create it outside any `strategy.scope()`: a string variable cannot be mirrored.
         self.progress = tf.Variable("", dtype=tf.string, trainable=False, name="progress")
         parts = {"model": model, "seeds": [g.state for g in seed_generators(model)],
@@ -119,18 +123,62 @@ class RunCheckpoint:
         if optimizer is not None:
             parts["optimizer"] = optimizer
         self.checkpoint = tf.train.Checkpoint(**parts)
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, directory, max_to_keep=max_to_keep
-        )
+        # What `repair` found and did, one line each, for the run to print.
+        self.notes = []
+        self.repair()
 
     def numbers(self):
-        """The step numbers of the checkpoints on disk, oldest first."""
+        """The step numbers of the checkpoints on disk (their `ckpt-N.index` files), oldest
+        first."""
         found = []
-        for path in self.manager.checkpoints:
-            match = re.search(r"-(\d+)$", path)
+        for name in tf.io.gfile.listdir(self.directory) if tf.io.gfile.isdir(self.directory) \
+                else []:
+            match = re.fullmatch(r"ckpt-(\d+)\.index", name)
             if match:
                 found.append(int(match.group(1)))
-        return found
+        return sorted(found)
+
+    def repair(self):
+        """Make the manager see exactly the checkpoints on disk; remove killed writes' leftovers.
+
+        The checkpoints are found from their `ckpt-N.index` files, not from the manager's state
+        file (`checkpoints/checkpoint`): that file can be lost, damaged, or hold timestamps
+        later than this machine's clock, and `tf.train.CheckpointManager` then lists nothing
+        (or raises). So the state file is rewritten from the index files, with this clock's
+        time, before the manager reads it. A note says when it disagreed with them.
+        """
+        self.notes = []
+        if tf.io.gfile.isdir(self.directory):
+            for name in sorted(tf.io.gfile.listdir(self.directory)):
+                name = name.rstrip("/")
+                # TensorFlow writes a checkpoint into `ckpt-N_temp/` and merges it into
+                # `ckpt-N.*` at the end: a process killed in between leaves it, full size.
+                if re.fullmatch(r"ckpt-\d+_temp.*", name):
+                    tf.io.gfile.rmtree(os.path.join(self.directory, name))
+                    self.notes.append(
+                        f"removed {os.path.join(self.directory, name)}, left by a checkpoint "
+                        "write that was interrupted")
+        numbers = self.numbers()
+        state_file = os.path.join(self.directory, STATE_FILE)
+        problem = _state_problem(self.directory, numbers)
+        if numbers:
+            # The manager's own text format, with relative paths (as it writes them), so the
+            # run directory can still be moved.
+            now = time.time()
+            lines = [f'model_checkpoint_path: "ckpt-{numbers[-1]}"']
+            lines += [f'all_model_checkpoint_paths: "ckpt-{n}"' for n in numbers]
+            lines += [f"all_model_checkpoint_timestamps: {now!r}" for _ in numbers]
+            lines.append(f"last_preserved_timestamp: {now - 1.0!r}")
+            write_text_atomic(state_file, "\n".join(lines) + "\n")
+        elif tf.io.gfile.exists(state_file):
+            tf.io.gfile.remove(state_file)
+        if problem and numbers:
+            self.notes.append(
+                f"the checkpoint state file {state_file} {problem}; rewrote it from the "
+                f"checkpoints on disk (ckpt-{', ckpt-'.join(map(str, numbers))})")
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, self.directory, max_to_keep=self.max_to_keep
+        )
 
     def path(self, number):
         return os.path.join(self.directory, f"ckpt-{number}")
@@ -172,12 +220,31 @@ class RunCheckpoint:
         for number in self.numbers():
             for name in tf.io.gfile.glob(self.path(number) + ".*"):
                 tf.io.gfile.remove(name)
-        state = os.path.join(self.directory, "checkpoint")
-        if tf.io.gfile.exists(state):
-            tf.io.gfile.remove(state)
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, self.directory, max_to_keep=self.manager._max_to_keep
-        )
+        self.repair()
+
+
+def _state_problem(directory, numbers):
+    """What is wrong with the manager's state file for the checkpoints `numbers`, or None."""
+    path = os.path.join(directory, STATE_FILE)
+    if not tf.io.gfile.exists(path):
+        return "was missing" if numbers else None
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+    except Exception as error:  # binary or half-written: TensorFlow's parser raises
+        return f"was unreadable ({type(error).__name__})"
+    if state is None:
+        return "was unreadable"
+    listed = []
+    for listed_path in state.all_model_checkpoint_paths:
+        match = re.search(r"ckpt-(\d+)$", listed_path)
+        listed.append(int(match.group(1)) if match else -1)
+    if sorted(listed) != numbers:
+        names = [os.path.basename(p) for p in state.all_model_checkpoint_paths]
+        return f"listed {', '.join(names) or 'nothing'}"
+    if any(t > time.time() for t in state.all_model_checkpoint_timestamps) or (
+            state.last_preserved_timestamp > time.time()):
+        return "held times later than this machine's clock"
+    return None
 
 
 def agree(strategy, status, numbers):

@@ -14,9 +14,10 @@ import json
 import os
 
 from zoo import registry
+from zoo.training.finetune import check_finetune_config
 from zoo.training.precision import normalize_precision
 from zoo.training.records import write_text_atomic
-from zoo.validation import check_bool, check_choice, check_int, check_number
+from zoo.validation import LR_SCALING_RULES, check_bool, check_choice, check_int, check_number
 
 RECORD_VERSION = 1
 # Steps per call of the compiled training step when not set. Measured with
@@ -33,6 +34,11 @@ OPTIMIZER_DEFAULTS = {
     "sgd": {"lr": 0.01, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0},
     "rmsprop": {"lr": 1e-3, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0},
 }
+# Clipping when neither the flags nor the recipe set it: recurrent nets need it (Pascanu et
+# al. 2013), convnets train without. `--clip-norm 0` turns clipping off for every model.
+SEQUENCE_TASKS = ("language-modeling", "image-captioning", "sequence-classification",
+                  "sequence-regression")
+SEQUENCE_CLIP_NORM = 1.0
 # Record keys that describe but do not decide the trajectory.
 NOT_COMPARED = ("record_version", "sources", "note")
 
@@ -85,6 +91,17 @@ class TrainConfig:
         dataset_kwargs: Extra keyword arguments for the dataset loader (e.g. `num_train`).
         restart: Delete an existing run in `out` and start again instead of resuming.
         verbose: 0 silent, 1 set-up and per-epoch lines, 2 also a progress bar per epoch.
+        weights: Start from pretrained weights: "imagenet", a run directory or a `.keras`
+            file (see `zoo.training.finetune`); the family's fine-tuning recipe replaces the
+            model's recipe. None: random initialisation.
+        freeze: Train the head only (the copied layers frozen, batch norm in inference mode).
+        unfreeze_after: Two-phase fine-tuning: the head only for this many epochs, then the
+            whole network at the learning rate times `finetune_lr_factor`.
+        finetune_lr_factor: Phase 2's learning-rate factor; None: the family recipe's.
+        diagnostics: Per-layer update/weight ratios, gradient norms and dead ReLUs each epoch
+            (`zoo.training.tuning.diagnostics`); off, the training step is unchanged.
+        evaluate_test: Evaluate the test split at the end (`zoo tune`'s trials do not: they
+            are scored on validation only).
     """
 
     model: str | None = None
@@ -124,6 +141,12 @@ class TrainConfig:
     dataset_kwargs: dict = dataclasses.field(default_factory=dict)
     restart: bool = False
     verbose: int = 2
+    weights: str | None = None
+    freeze: bool = False
+    unfreeze_after: int | None = None
+    finetune_lr_factor: float | None = None
+    diagnostics: bool = False
+    evaluate_test: bool = True
 
 
 @dataclasses.dataclass
@@ -160,7 +183,7 @@ def check_config(config):
     """Argument checks for the fields that no recipe covers (recipe fields: `resolve_recipe`)."""
     if not isinstance(config, TrainConfig):
         raise TypeError(f"Argument `config` must be a TrainConfig. Received: config={config!r}")
-    check_choice("lr_scaling", config.lr_scaling, ("linear", "sqrt", "none"))
+    check_choice("lr_scaling", config.lr_scaling, LR_SCALING_RULES)
     check_int("crop_border", config.crop_border, minimum=0)
     check_int("batch_size_ramp", config.batch_size_ramp, minimum=0, allow_none=True)
     check_int("early_stopping", config.early_stopping, allow_none=True)
@@ -170,7 +193,10 @@ def check_config(config):
     normalize_precision(config.mixed_precision)
     check_bool("sync_batchnorm", config.sync_batchnorm)
     check_int("verbose", config.verbose, minimum=0, maximum=2)
+    check_bool("diagnostics", config.diagnostics)
+    check_bool("evaluate_test", config.evaluate_test)
     check_number("clip_norm", config.clip_norm, low=0, allow_none=True)
+    check_finetune_config(config)
     for name in ("model_kwargs", "dataset_kwargs"):
         if not isinstance(getattr(config, name), dict):
             raise TypeError(
@@ -201,7 +227,9 @@ def resolve_recipe(config, info):
                 settings[name], sources[name] = value, f"{settings['optimizer']} default"
     if isinstance(settings["milestones"], list):
         settings["milestones"] = tuple(settings["milestones"])
-    if settings["clip_norm"] == 0:  # 0 = off
+    if settings["clip_norm"] is None and info.task in SEQUENCE_TASKS:
+        settings["clip_norm"], sources["clip_norm"] = SEQUENCE_CLIP_NORM, "sequence default"
+    if settings["clip_norm"] == 0:  # set to 0: off, also where a default would clip
         settings["clip_norm"] = None
     # The Recipe's own checks give the messages ("Argument `lr` must be ...").
     registry.Recipe(**settings)
@@ -210,6 +238,18 @@ def resolve_recipe(config, info):
             f"Argument `momentum` applies to sgd and rmsprop, not {settings['optimizer']}. "
             f"Received: momentum={settings['momentum']}"
         )
+    # Settings the run would otherwise silently ignore.
+    if settings["nesterov"] and settings["optimizer"] != "sgd":
+        raise ValueError(
+            f"Argument `nesterov` applies to sgd, not {settings['optimizer']}. "
+            "Received: nesterov=True"
+        )
+    for name in ("milestones", "decay_factor"):
+        if sources[name] == "set" and settings["schedule"] != "step":
+            raise ValueError(
+                f"Argument `{name}` applies to the step schedule, not "
+                f"{settings['schedule']}. Received: {name}={settings[name]}"
+            )
     return settings, sources
 
 
@@ -241,8 +281,14 @@ def load_record(path):
     """The saved record, or None when there is none."""
     if not os.path.exists(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except ValueError as error:  # not JSON, or not UTF-8: a damaged file, named
+        raise ValueError(
+            f"The run record {path} is damaged ({type(error).__name__}: {error}). Pass "
+            "--restart to start the run again, or a new --out DIR."
+        ) from None
 
 
 def record_differences(saved, current):

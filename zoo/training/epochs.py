@@ -109,6 +109,7 @@ def train_epochs(run, progress, callbacks):
     validation_batches = strategy.experimental_distribute_dataset(
         evaluation_batches(validation, run.global_batch)
     )
+    run.enter_epoch(first_epoch)  # fine-tuning: the phase the run resumes in
     # Without a ramp one iterator serves every epoch, built into the step's graph.
     stream = (run.stream_feed(train_data, buffer, first_epoch, skip)
               if config.batch_size_ramp is None else None)
@@ -118,6 +119,8 @@ def train_epochs(run, progress, callbacks):
     for epoch in range(first_epoch, epochs):
         epoch_started = time.perf_counter()
         start = skip if epoch == first_epoch else 0
+        if epoch > first_epoch and run.enter_epoch(epoch) and stream is not None:
+            stream = run.stream_feed(train_data, buffer, epoch, 0)  # the new phase's trainer
         per_replica = batch_size_for_epoch(epoch, settings["batch_size"], config.batch_size_ramp)
         batch = per_replica * replicas
         steps = num_train // batch
@@ -167,7 +170,11 @@ def train_epochs(run, progress, callbacks):
 
         row = {"epoch": epoch + 1, **run.epoch_metrics(totals, validation_batches),
                "lr": lr, "global_batch": batch}
-        callbacks.on_epoch_end(epoch, row)  # may add entries: they land in the history
+        # Keras' logs carry no "epoch" (CSVLogger writes its own column): the callbacks get the
+        # row without it, and what they add lands in the history.
+        logs = {k: v for k, v in row.items() if k != "epoch"}
+        callbacks.on_epoch_end(epoch, logs)
+        row.update(logs)
         row = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}  # JSON-able
         row["seconds"] = round(time.perf_counter() - epoch_started, 3)
         if not run.trainer.weights_finite():

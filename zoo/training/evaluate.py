@@ -14,9 +14,8 @@ import tensorflow as tf
 import zoo
 from zoo.captioning import metrics as caption_metrics
 from zoo.data import base as data_base
-from zoo.training import records
-from zoo.training.config import load_record
 from zoo.training.pipeline import evaluation_batches
+from zoo.training.predict import MODEL_FILES, find_saved_model
 from zoo.training.task import OUTPUT_KINDS
 from zoo.training.trainer import DistributedTrainer
 from zoo.validation import check_choice, check_int
@@ -33,9 +32,9 @@ def evaluate_saved_model(path, dataset=None, batch_size=128, crop_border=0, stra
     images, against every reference of each image.
 
     Args:
-        path: A run directory (its `model.keras`, and its record for the dataset, the loader's
-            arguments and what the model returns), or a `.keras` file (a run's `best.keras`
-            uses the record beside it).
+        path: A run directory (its `model.keras`, else its `best.keras`, and its record for the
+            dataset, the loader's arguments and what the model returns), or a `.keras` file (a
+            run's own file uses the record of its run directory).
         dataset: Dataset name; None means the run directory's dataset.
         batch_size: Per-replica evaluation batch size.
         crop_border: Pixels dropped from each image side (as in training); 0 means the run
@@ -61,15 +60,12 @@ def evaluate_saved_model(path, dataset=None, batch_size=128, crop_border=0, stra
     check_int("beam_width", beam_width)
     if outputs is not None:
         check_choice("outputs", outputs, OUTPUT_KINDS)
-    if os.path.isdir(path):
-        saved = load_record(os.path.join(path, records.RECORD_FILE)) or {}
-        path = os.path.join(path, records.MODEL_FILE)
-    else:  # a run's own model file reads the record beside it
-        beside = os.path.join(os.path.dirname(os.path.abspath(path)), records.RECORD_FILE)
-        own = os.path.basename(path) in (records.MODEL_FILE, records.BEST_FILE)
-        saved = (load_record(beside) or {}) if own else {}
-    if not os.path.isfile(path):
-        raise ValueError(f"No saved model at {path!r}: pass a .keras file or a run directory.")
+    # The one lookup `zoo predict` and `zoo evaluate` share: a run directory's model.keras,
+    # else its best.keras (a run in progress, interrupted or diverged), with its record.
+    found = find_saved_model(path, argument="path")
+    own = os.path.isdir(path) or os.path.basename(path) in MODEL_FILES
+    path = found.model_file
+    saved = {k: v for k, v in found.record.items() if k != "data"} if own else {}
     same_data = dataset is None or dataset == saved.get("dataset")
     dataset = dataset or saved.get("dataset")
     if dataset is None:

@@ -18,9 +18,7 @@ import contextlib
 
 import keras
 
-from zoo.validation import check_choice
-
-PRECISIONS = ("bfloat16", "float16")
+from zoo.validation import PRECISIONS, check_choice
 
 
 def normalize_precision(value):

@@ -99,6 +99,12 @@ def find_saved_model(path, argument="--model"):
         for name in MODEL_FILES:
             if os.path.isfile(os.path.join(path, name)):
                 return SavedModel(os.path.join(path, name), path, read_run_record(path))
+        if os.path.isfile(os.path.join(path, RECORD_FILE)):  # a run without a model yet
+            raise ValueError(
+                f"{argument} {path!r} is a run directory without {' or '.join(MODEL_FILES)}: "
+                "the run has not finished (in progress, interrupted or diverged) nor improved "
+                "on its validation loss yet; rerun its zoo train command to resume it."
+            )
         raise ValueError(
             f"{argument} {path!r} is a folder without {' or '.join(MODEL_FILES)}; expected "
             f"{expected}."
@@ -145,7 +151,10 @@ def data_record(splits):
         return None if value is None else [v if isinstance(v, str) else float(v) for v in value]
 
     shape = splits.model_kwargs.get("input_shape")
+    # Fine-tuned from BGR weights (keras.applications'): the channel order of the inputs.
+    order = splits.extras.get("channel_order")
     return {
+        **({"channel_order": order} if order else {}),
         "dataset": splits.name,
         "task": splits.task,
         "input_shape": None if shape is None else [int(d) if d is not None else None
@@ -161,6 +170,24 @@ def save_data_record(run_dir, splits):
     path = os.path.join(run_dir, DATA_RECORD)
     write_text_atomic(path, json.dumps(data_record(splits), indent=1) + "\n")
     return path
+
+
+def check_data_record(run_dir, splits):
+    """On a resume: rewrite `data.json` if it is missing, unreadable or not this run's data.
+    Returns a note saying so, or None."""
+    path = os.path.join(run_dir, DATA_RECORD)
+    expected = json.loads(json.dumps(data_record(splits)))  # JSON's view: tuples as lists
+    try:
+        with open(path, encoding="utf-8") as f:
+            if json.load(f) == expected:
+                return None
+            problem = "did not describe this run's data"
+    except FileNotFoundError:
+        problem = "was missing"
+    except (OSError, ValueError) as error:
+        problem = f"was unreadable ({type(error).__name__})"
+    save_data_record(run_dir, splits)
+    return f"{path} {problem}; rewrote it"
 
 
 def dataset_metadata(name, data_kwargs=None):
@@ -231,6 +258,7 @@ class ImageClassifier:
     mean: list | None = None
     std: list | None = None
     imagenet_preprocessing: str | None = None
+    channel_order: str | None = None
 
     def preprocess(self, images):
         """Model inputs from `[N, H, W, C]` images in [0, 1]."""
@@ -239,6 +267,8 @@ class ImageClassifier:
 
             module = getattr(keras.applications, self.imagenet_preprocessing)
             return module.preprocess_input(images * 255.0)
+        if self.channel_order == "BGR":
+            images = images[..., ::-1]
         if self.mean is not None:
             return (images - np.asarray(self.mean, "float32")) / np.asarray(self.std, "float32")
         return images
@@ -350,7 +380,7 @@ def load_image_classifier(reference, dataset=None, data_kwargs=None):
         )
     outputs = record.get("outputs") or infer_outputs(model, "image-classification")
     return ImageClassifier(model, reference, outputs, data.get("class_names"), data.get("mean"),
-                           data.get("std"))
+                           data.get("std"), channel_order=data.get("channel_order"))
 
 
 def predict_images(paths, model, top=5, dataset=None, data_kwargs=None, batch_size=32):

@@ -18,10 +18,13 @@ finds files that agree with the newest checkpoint before it trains on.
 """
 
 import csv
+import errno
 import glob
 import io
 import os
 import re
+import shutil
+import zipfile
 
 import numpy as np
 import tensorflow as tf
@@ -32,8 +35,23 @@ MODEL_FILE = "model.keras"
 BEST_FILE = "best.keras"
 PLOT_FILE = "history.png"
 LOG_DIR = "logs"
+# What `zoo export` writes into a run directory (zoo.training.export's default names).
+EXPORT_FILES = ("saved_model", "model.onnx", "model.tflite")
 # Columns that are neither training metrics nor split metrics.
 BOOKKEEPING = ("epoch", "lr", "global_batch", "seconds")
+
+
+class DiskFull(ValueError):
+    """The disk filled up while a run file was written (one line for the command line)."""
+
+
+def _no_space(error):
+    # h5py and zipfile report a full disk as OSError(ENOSPC), sometimes wrapped once.
+    while error is not None:
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _temporary(path, suffix=""):
@@ -42,10 +60,20 @@ def _temporary(path, suffix=""):
 
 
 def remove_temporaries(directory):
-    """Delete the temporary files a killed process left (`.NAME.PID.tmp*`)."""
+    """Delete the temporary files that dead processes left (`.NAME.PID.tmp*`); return them.
+
+    Called under the run directory's lock (`zoo.training.lock`), so no other run writes here;
+    a file of a live process (not this one) is kept all the same.
+    """
+    from zoo.training.lock import process_alive
+
+    removed = []
     for path in glob.glob(os.path.join(directory, ".*.tmp*")):
-        if re.search(r"\.\d+\.tmp(\.\w+)?$", path):
+        match = re.search(r"\.(\d+)\.tmp(\.\w+)?$", path)
+        if match and (int(match.group(1)) == os.getpid() or not process_alive(int(match.group(1)))):
             os.remove(path)
+            removed.append(path)
+    return removed
 
 
 def write_text_atomic(path, text):
@@ -64,6 +92,13 @@ def save_model_atomic(model, path):
     try:
         model.save(tmp)
         os.replace(tmp, path)
+    except OSError as error:
+        if _no_space(error):
+            raise DiskFull(
+                f"No space left on the device to write {path!r}: free some space and run the "
+                "same command again (the run resumes from its newest checkpoint)."
+            ) from error
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -93,6 +128,87 @@ def settle_staged_best(run_dir, newest):
     for number, path in staged.items():
         if number != (max(kept) if kept else None) and os.path.exists(path):
             os.remove(path)
+
+
+def clear_run_files(directory, chief, restart=False):
+    """Remove what an earlier run left in `directory` (on `--restart`, or when it has no
+    checkpoint to resume from); return the names removed, for the run to say."""
+    names = [MODEL_FILE]
+    if chief:
+        names += [HISTORY_FILE, BEST_FILE, PLOT_FILE, LOG_DIR]
+        settle_staged_best(directory, -1)
+        if restart:  # exports of the earlier model would sit beside the new one
+            names += list(EXPORT_FILES)
+    removed = []
+    for name in names:
+        path = os.path.join(directory, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
+        else:
+            continue
+        removed.append(name + ("/" if name in (LOG_DIR, "saved_model") else ""))
+    return removed
+
+
+def keras_file_problem(path):
+    """Why the `.keras` file at `path` is damaged (not a zip archive, a member that fails its
+    CRC, no weights), or None. Cheaper than loading it: a `.keras` file is a zip archive."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile) as error:
+        return f"{type(error).__name__}: {error}"
+    if bad is not None:
+        return f"{bad} fails its checksum"
+    if "config.json" not in names or not any(n.endswith(".weights.h5") for n in names):
+        return "it holds no model config or no weights"
+    return None
+
+
+def check_best(run_dir, model, progress, save_best):
+    """On a resume: keep `best.keras` only if it is sound and wanted. Returns a note or None.
+
+    A damaged file is rewritten from the model when the restored checkpoint ends the best
+    epoch (the model *is* the best one), else removed: the next improving epoch writes it. With
+    `save_best` off (`--no-best` on a resume), an existing file covers only the epochs before,
+    so it is removed rather than left to look like the run's best.
+    """
+    path = os.path.join(run_dir, BEST_FILE)
+    if not os.path.exists(path):
+        return None
+    if not save_best:
+        os.remove(path)
+        return (f"--no-best: removed {path}, the best model of the epochs before this resume "
+                "only")
+    problem = keras_file_problem(path)
+    if problem is None:
+        return None
+    best = progress.get("best_epoch")
+    if best is not None and best == progress["epoch"] and not progress["step"]:
+        save_model_atomic(model, path)
+        return f"{path} was damaged ({problem}); rewrote it from the checkpoint of epoch {best}"
+    os.remove(path)
+    return (f"{path} was damaged ({problem}); removed it (its epoch's weights are not in the "
+            "checkpoint resumed from): the next epoch that improves the validation loss "
+            "writes it again")
+
+
+def rewrite_tensorboard(log_dir, history):
+    """Rewrite the TensorBoard logs from the checkpoint's history rows.
+
+    Run on every resume, so that the epochs after the checkpoint (trained again after a kill,
+    a fallback to an older checkpoint or a rerun) are logged once, not twice: TensorBoard
+    shows every event file of a directory, and an epoch written twice draws a zigzag.
+    """
+    shutil.rmtree(log_dir, ignore_errors=True)
+    if history:
+        writer = TensorBoardWriter(log_dir)
+        for row in history:
+            writer.write(row)
+        writer.close()
 
 
 def history_columns(history):
@@ -192,3 +308,7 @@ class TensorBoardWriter:
                     elif not prefix and not key.startswith(("val_", "test_")):
                         _scalar(key, value, epoch)
             self.writers[split].flush()
+
+    def close(self):
+        for writer in self.writers.values():
+            writer.close()

@@ -22,6 +22,8 @@ statistics over the global batch, and gradients reduced once.
 import keras
 import tensorflow as tf
 
+from zoo.training import keras_internals
+
 # Added to the seed of a generator per replica id: odd and large, so that no replica's seed
 # lands on another's for any realistic seed (seeds are int64 on the TensorFlow backend).
 SEED_STRIDE = 0x9E3779B1
@@ -89,7 +91,7 @@ def synchronize_batch_norm(model):
     """
     count = 0
     # Layers nested in sub-models and custom layers too (Keras has no public recursive walk).
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in keras_internals.flatten_layers(model, include_self=False):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.synchronized = True
             count += 1
@@ -119,12 +121,6 @@ def reduce_gradients_ourselves(optimizer):
     Raises:
         RuntimeError: if the installed Keras has no such hook.
     """
+    keras_internals.check_gradient_reduction_hook(optimizer)
     target = getattr(optimizer, "inner_optimizer", optimizer)
-    if not callable(getattr(type(target), "_all_reduce_sum_gradients", None)):
-        raise RuntimeError(
-            f"This Keras ({keras.__version__}) optimizer {type(target).__name__} has no "
-            "_all_reduce_sum_gradients: zoo's trainer cannot stop it from summing the "
-            "already all-reduced gradients a second time. Update zoo.training.replicas for "
-            "this Keras version."
-        )
     target._all_reduce_sum_gradients = _no_reduction

@@ -18,15 +18,15 @@ final model in `worker-N/`.
 """
 
 import dataclasses
+import math
 import os
-import shutil
 import tempfile
 import time
 
 import keras
 import tensorflow as tf
 
-from zoo.training import build, checkpoint, precision, records
+from zoo.training import build, checkpoint, finetune, precision, records
 from zoo.training.caption_metrics import CaptionMetrics
 from zoo.training.config import (
     DEFAULT_STEPS_PER_EXECUTION,
@@ -42,6 +42,7 @@ from zoo.training.config import (
     save_record,
 )
 from zoo.training.epochs import Callbacks, train_epochs
+from zoo.training.lock import RunDirectoryLock
 from zoo.training.pipeline import (
     evaluation_batches,
     maybe_cache,
@@ -49,7 +50,7 @@ from zoo.training.pipeline import (
     training_batches,
     training_stream,
 )
-from zoo.training.predict import save_data_record
+from zoo.training.predict import check_data_record, save_data_record
 from zoo.training.replicas import synchronize_batch_norm
 from zoo.training.strategy import (
     LearningRatePlan,
@@ -61,7 +62,7 @@ from zoo.training.strategy import (
     worker_dir,
 )
 from zoo.training.task import declared_outputs, metrics_from_sums
-from zoo.training.trainer import SKIPPED, DistributedTrainer
+from zoo.training.trainer import EXPLOSION_FACTOR, SKIPPED, DistributedTrainer
 
 
 def check_out_dir(path):
@@ -119,7 +120,7 @@ def train(config=None, strategy=None, callbacks=None, **overrides):
     Raises:
         ValueError: for bad options, unknown names, a model that does not fit the data, an
             unwritable run directory, a run directory holding another run or no usable
-            checkpoint.
+            checkpoint, or one another process is using (`zoo.training.lock`).
         TrainingDiverged: if the loss becomes NaN/inf and `terminate_on_nan` is set.
     """
     config = dataclasses.replace(config or TrainConfig(), **overrides)
@@ -127,15 +128,31 @@ def train(config=None, strategy=None, callbacks=None, **overrides):
     started = time.perf_counter()
     info, entry = build.resolve_names(config.model, config.dataset)
     config.model, config.dataset = info.name, entry.name
+    info = finetune.adjust_info(info, config)  # --weights: the family's fine-tuning recipe
     settings, sources = resolve_recipe(config, info)
+    tuning = finetune.FineTuning(config, info, settings) if config.weights is not None else None
     run_dir = os.path.abspath(config.out or os.path.join("runs", f"{info.name}-{entry.name}"))
     if strategy is None:
         strategy = get_strategy(config.devices, config.cpu_replicas)
+    replicas = strategy.num_replicas_in_sync
+    if config.jit_compile and config.sync_batchnorm and replicas > 1:
+        # Synchronised batch norm all-reduces its statistics in the forward pass; inside the
+        # XLA-compiled function that is a merge_call, which TensorFlow cannot compile.
+        raise ValueError(
+            f"Arguments `jit_compile` and `sync_batchnorm` (--jit-compile, --sync-batchnorm) "
+            f"cannot be combined on {replicas} replicas: XLA cannot compile synchronised batch "
+            "norm's all-reduce. Drop one of them (or train on one device)."
+        )
     check_out_dir(worker_dir(run_dir, strategy))
     keras.utils.set_random_seed(config.seed)
     with precision.precision_policy(precision.normalize_precision(config.mixed_precision)):
         run = _Run(config, strategy, info, entry, settings, sources, run_dir)
-        return run.execute(callbacks, started)
+        run.tuning = tuning
+        try:
+            return run.execute(callbacks, started)
+        finally:
+            if run.lock is not None:  # taken in `resume`, held for the whole run
+                run.lock.release()
 
 
 class _Run:
@@ -149,6 +166,8 @@ class _Run:
         self.replicas = strategy.num_replicas_in_sync
         self.precision = precision.normalize_precision(config.mixed_precision)
         self.steps_per_execution = config.steps_per_execution or DEFAULT_STEPS_PER_EXECUTION
+        self.tuning = None  # a zoo.training.finetune.FineTuning when --weights is given
+        self.lock = None  # the run directory's lock (zoo.training.lock), taken in `resume`
 
     def say(self, *parts):
         if self.config.verbose and self.chief:
@@ -166,6 +185,8 @@ class _Run:
         self.say(f"strategy: {describe_strategy(self.strategy)}")
         kwargs = build.loader_kwargs(info, self.entry, config)
         raw = build.load_splits(self.entry, kwargs)
+        if self.tuning:  # the inputs the pretrained layers expect
+            raw = self.tuning.prepare_data(raw)
         saved = None if config.restart else load_record(self.path(records.RECORD_FILE, own=True))
         counted = saved.get("num_train") if saved and raw.num_train is None else None
         splits, how = build.with_validation(raw, counted)
@@ -189,9 +210,11 @@ class _Run:
             self.optimizer = precision.with_loss_scaling(
                 build.make_optimizer(settings, self.plan.scaled_lr(self.global_batch)),
                 self.precision)
+        self.checkpointed_optimizer = self.optimizer
+        tuned = self.tuning.setup(self, model_kwargs) if self.tuning else None
         synchronized = synchronize_batch_norm(self.model) if config.sync_batchnorm else 0
         outputs = declared_outputs(info, model_kwargs, self.model)
-        clip = build.clip_norm(settings, info.task)
+        clip = settings["clip_norm"]  # resolved by resolve_recipe (0: off -> None)
         self.trainer = DistributedTrainer(
             self.model, self.optimizer, self.strategy, info.task, clip_norm=clip,
             jit_compile=config.jit_compile, outputs=outputs,
@@ -208,6 +231,7 @@ class _Run:
             # Only when set: the records of runs from before the option stay comparable.
             **({"sync_batchnorm": True} if config.sync_batchnorm else {}),
             seed=config.seed, early_stopping=config.early_stopping, sources=self.sources,
+            **(self.tuning.record() if self.tuning else {}),
         )
         self.say(
             f"model: {info.name} ({self.model.count_params():,} parameters, returns {outputs}), "
@@ -217,6 +241,8 @@ class _Run:
             f"{splits.model_kwargs}\nvalidation: {how}"
         )
         self.say(describe_recipe(info, settings, self.sources))
+        if tuned:
+            self.say(tuned)
         ramp = config.batch_size_ramp
         self.say(
             f"batch: {settings['batch_size']} per replica x {self.replicas} replica(s) = "
@@ -234,22 +260,25 @@ class _Run:
     # ---------------------------------------------------------------------------- resume
     def _clear_files(self):
         """Remove what a previous run left (a restart, or files without a checkpoint)."""
-        names = [records.MODEL_FILE]
-        if self.chief:
-            names += [records.HISTORY_FILE, records.BEST_FILE, records.PLOT_FILE]
-            records.settle_staged_best(self.run_dir, -1)
-            shutil.rmtree(self.path(records.LOG_DIR), ignore_errors=True)
-        for name in names:
-            if os.path.exists(self.path(name, own=True)):
-                os.remove(self.path(name, own=True))
+        removed = records.clear_run_files(self.own_dir, self.chief, self.config.restart)
+        if removed:
+            why = ("--restart" if self.config.restart else
+                   "no checkpoint to resume from, so the run starts afresh")
+            self.say(f"{why}: removed {', '.join(removed)} from {self.own_dir}")
 
     def resume(self):
         """Restore the newest checkpoint every worker holds, or start afresh; the progress."""
         config = self.config
         create_out_dir(self.own_dir)
-        records.remove_temporaries(self.own_dir)
+        # Held until `execute` ends: one process per run directory (zoo.training.lock).
+        self.lock = RunDirectoryLock(self.own_dir).acquire()
+        for path in records.remove_temporaries(self.own_dir):
+            self.say(f"removed {path}, left by a process that was killed while writing it")
         directory = self.path("checkpoints", own=True)
-        self.checkpoint = checkpoint.RunCheckpoint(directory, self.model, self.optimizer)
+        self.checkpoint = checkpoint.RunCheckpoint(directory, self.model,
+                                                   self.checkpointed_optimizer)
+        for note in self.checkpoint.notes:
+            self.say(note)
         if config.restart:
             self.checkpoint.clear()
         status, usable, differences = checkpoint.READY, [], []
@@ -295,8 +324,15 @@ class _Run:
             records.settle_staged_best(self.run_dir, number)
             if progress["history"]:
                 records.write_history_csv(self.path(records.HISTORY_FILE), progress["history"])
+            records.rewrite_tensorboard(self.path(records.LOG_DIR), progress["history"])
+            for note in (records.check_best(self.run_dir, self.model, progress, config.save_best),
+                         check_data_record(self.run_dir, self.splits)):
+                if note:
+                    self.say(note)
         if not progress["finished"] and os.path.exists(self.path(records.MODEL_FILE, own=True)):
             os.remove(self.path(records.MODEL_FILE, own=True))  # from a later, lost epoch
+            self.say(f"removed {self.path(records.MODEL_FILE, own=True)}: the run is not "
+                     "finished at the checkpoint resumed from")
         epochs = self.settings["epochs"]
         where = (f"after epoch {progress['epoch']}" if not progress["step"] else
                  f"at epoch {progress['epoch'] + 1}, step {progress['step']}")
@@ -319,6 +355,10 @@ class _Run:
                 references=self.splits.extras.get("validation_references"),
                 max_examples=500,
             ))
+        if self.config.diagnostics:  # per-layer update ratios, gradient norms, dead ReLUs
+            from zoo.training.tuning.diagnostics import run_diagnostics
+
+            callbacks.append(run_diagnostics(self))
         callback_list = Callbacks(
             callbacks, self.model, epochs=self.settings["epochs"], verbose=0,
             steps=self.splits.num_train // self.global_batch,
@@ -327,8 +367,12 @@ class _Run:
         outcome = train_epochs(self, progress, callback_list)
         if outcome["diverged_at"] is not None:
             epoch, step = outcome["diverged_at"]
+            value = outcome["value"]
+            what = (f"exploded to {value:.3g} (over {EXPLOSION_FACTOR:g} times the first "
+                    "step's loss)" if isinstance(value, float) and math.isfinite(value)
+                    else f"became {value}")
             message = (
-                f"The loss became {outcome['value']} at epoch {epoch}, step {step}. Try a "
+                f"The loss {what} at epoch {epoch}, step {step}. Try a "
                 "smaller --lr, a longer --warmup-epochs or gradient clipping. The run directory "
                 "keeps the last finite checkpoint."
             )
@@ -343,10 +387,10 @@ class _Run:
     def finish(self, progress, outcome, callback_list, started):
         history = [dict(row) for row in progress["history"]]
         records.save_model_atomic(self.model, self.path(records.MODEL_FILE, own=True))
-        test_batches = self.strategy.experimental_distribute_dataset(
-            evaluation_batches(self.splits.test, self.global_batch)
-        )
-        test = self.trainer.evaluate(test_batches)
+        test = {}
+        if self.config.evaluate_test:  # off for tuning trials: they never read the test split
+            test = self.trainer.evaluate(self.strategy.experimental_distribute_dataset(
+                evaluation_batches(self.splits.test, self.global_batch)))
         if history:
             history[-1].update({f"test_{k}": v for k, v in test.items()})
         if self.chief and history:
@@ -359,7 +403,7 @@ class _Run:
         seconds = time.perf_counter() - started
         self.say(
             f"done in {seconds:.1f} s: {len(history)} epoch(s); test "
-            + ", ".join(f"{k} {v:.4f}" for k, v in test.items())
+            + (", ".join(f"{k} {v:.4f}" for k, v in test.items()) or "not evaluated")
             + f"\nrun directory: {self.run_dir} ({records.MODEL_FILE}, {records.BEST_FILE}, "
             f"{records.HISTORY_FILE}, {records.PLOT_FILE}, {records.LOG_DIR}/, checkpoints/)"
         )
@@ -370,6 +414,10 @@ class _Run:
         )
 
     # ---------------------------------------------------------------------------- data
+    def enter_epoch(self, epoch):
+        """Fine-tuning: switch to the phase `epoch` belongs to; True when the trainer changed."""
+        return bool(self.tuning) and self.tuning.enter_epoch(self, epoch)
+
     def training_data(self):
         """The cached training and validation data and the shuffle buffer."""
         splits = self.splits

@@ -18,10 +18,13 @@ import os
 
 import tensorflow as tf
 
-from zoo.validation import check_choice, check_int, check_number
+from zoo.validation import (
+    LR_SCALING_RULES,
+    check_choice,
+    check_int,
+    check_learning_rate_plan,
+)
 
-LR_SCALING_RULES = ("linear", "sqrt", "none")
-SCHEDULES = ("constant", "step", "cosine")
 # The step schedule's defaults: the learning rate is multiplied by STEP_DECAY at these
 # fractions of training (after warm-up).
 STEP_MILESTONES = (0.5, 0.75)
@@ -222,11 +225,13 @@ class LearningRatePlan:
 
     With `k = global_batch / reference_batch`, the target rate is `base_lr * k` (linear rule),
     `base_lr * sqrt(k)` (sqrt) or `base_lr` (none). Gradual warm-up (Goyal et al. 2017, section
-    2.2) moves linearly from `base_lr` to the target over `warmup_epochs`, per step; when
-    `k <= 1` there is nothing to warm up towards and warm-up ramps from `base_lr / 10` instead, so
-    the option is never a silent no-op. After warm-up, the schedule is applied over the remaining
-    epochs: constant; step (times `decay_factor` at each of the `milestones`, fractions of the
-    post-warm-up epochs); or cosine (to 0; Loshchilov & Hutter 2017).
+    2.2) moves linearly from `base_lr` to the target over `warmup_epochs`, per step, when the
+    target is at least ten times `base_lr`; otherwise (small `k`, or `k <= 1`, where Goyal's start
+    would be above the target or barely below it) it starts from a tenth of the target, so the
+    rate always rises, monotonically, at least tenfold, and never runs backwards. After warm-up,
+    the schedule is applied over the remaining epochs: constant; step (times `decay_factor` at
+    each of the `milestones`, fractions of the post-warm-up epochs); or cosine (to 0; Loshchilov
+    & Hutter 2017).
 
     Call it with a fractional epoch (`epoch + step / steps_per_epoch`): the rate changes every
     step, not once per epoch.
@@ -253,15 +258,9 @@ class LearningRatePlan:
 
     def __post_init__(self):
         check_choice("lr_scaling", self.scaling, LR_SCALING_RULES)
-        check_choice("schedule", self.schedule, SCHEDULES)
-        check_number("lr", self.base_lr, low=0, low_inclusive=False)
-        check_number("warmup_epochs", self.warmup_epochs, low=0)
-        check_int("reference_batch", self.reference_batch)
-        check_int("epochs", self.epochs)
-        for milestone in self.milestones:
-            check_number("milestones", milestone, low=0, high=1, low_inclusive=False,
-                         high_inclusive=False)
-        check_number("decay_factor", self.decay_factor, low=0, high=1, low_inclusive=False)
+        check_learning_rate_plan(self.base_lr, self.reference_batch, self.epochs,
+                                 self.schedule, self.warmup_epochs, self.milestones,
+                                 self.decay_factor)
 
     def scale_factor(self, global_batch):
         """The multiplier the scaling rule gives for a global batch."""
@@ -276,7 +275,8 @@ class LearningRatePlan:
         """Learning rate at fractional epoch `epoch` (e.g. 2.5 = half-way through the third)."""
         peak = self.scaled_lr(global_batch)
         if epoch < self.warmup_epochs:
-            start = self.base_lr if peak > self.base_lr else self.base_lr / 10
+            # min(): Goyal's start for k >= 10, a tenth of the target below (the same at k = 10).
+            start = min(self.base_lr, peak / 10)
             return start + (peak - start) * epoch / self.warmup_epochs
         remaining = max(self.epochs - self.warmup_epochs, 1e-12)
         progress = min(max((epoch - self.warmup_epochs) / remaining, 0.0), 1.0)

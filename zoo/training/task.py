@@ -20,6 +20,8 @@ import math
 import keras
 import tensorflow as tf
 
+from zoo.training import keras_internals
+
 OUTPUT_KINDS = ("probabilities", "log_probabilities", "logits", "values")
 # What the zoo's models of these tasks return when they have no `classifier_activation`.
 TASK_OUTPUTS = {
@@ -53,10 +55,10 @@ def inspect_outputs(model):
     """What a model returns, read from its output layer; None when that is not clear.
 
     Clear cases: a `classifier_activation` attribute (subclassed zoo models), or a functional
-    or sequential model whose (first) output comes from `layers.StableSoftmax`, `keras.layers.Softmax`, or a
+    or sequential model whose (first) output comes from `zoo.layers.StableSoftmax`, `keras.layers.Softmax`, or a
     layer whose activation is softmax, sigmoid or linear.
     """
-    from layers import StableSoftmax
+    from zoo.layers import StableSoftmax
 
     if hasattr(model, "classifier_activation"):
         return _from_activation(model.classifier_activation, f"Model {model.name!r}")
@@ -132,26 +134,33 @@ def infer_outputs(model, task):
     )
 
 
+def _attached_logits(outputs):
+    """The logits Keras' softmax/sigmoid and StableSoftmax attach to probabilities (see
+    layers.softmax). Losses never fall back to clipped probabilities: without them, an error."""
+    logits = keras_internals.attached_logits(outputs)
+    if logits is None:
+        keras_internals.check_softmax_attaches_logits()  # a Keras that stopped attaching them
+        raise ValueError(
+            "The model's outputs are probabilities without the logits Keras' softmax, sigmoid "
+            "and layers.StableSoftmax attach to them (_keras_logits; an op after the softmax, "
+            "a cast, drops them), so the loss could only use clipped probabilities. End the "
+            "model in one of those, or return logits and pass outputs='logits'."
+        )
+    return logits
+
+
 def _logits_like(outputs, kind):
     """float32 scores whose log-softmax over the last axis is the log-probabilities."""
     if kind == "probabilities":
-        # StableSoftmax and Keras' softmax attach their logits (see layers.softmax); read them
-        # before any cast, which would drop the attribute.
-        logits = getattr(outputs, "_keras_logits", None)
-        if logits is not None:
-            return tf.cast(logits, tf.float32)
-        return tf.math.log(tf.clip_by_value(tf.cast(outputs, tf.float32), 1e-7, 1.0))
+        # Read before any cast, which would drop the attribute.
+        return tf.cast(_attached_logits(outputs), tf.float32)
     return tf.cast(outputs, tf.float32)  # logits, or log-probabilities (their own log-softmax)
 
 
 def _binary_logits(outputs, kind):
     if kind == "logits":
         return tf.cast(outputs[..., 0], tf.float32)
-    logits = getattr(outputs, "_keras_logits", None)
-    if logits is not None:
-        return tf.cast(logits[..., 0], tf.float32)
-    p = tf.clip_by_value(tf.cast(outputs[..., 0], tf.float32), 1e-7, 1 - 1e-7)
-    return tf.math.log(p) - tf.math.log1p(-p)
+    return tf.cast(_attached_logits(outputs)[..., 0], tf.float32)
 
 
 def _classification(targets, outputs, kind, label_smoothing):

@@ -30,8 +30,10 @@ Several steps per call (`bind_steps`): one `tf.function` call runs up to N steps
 `tf.while_loop`, with the learning rate of each step passed in as a tensor (the plan stays
 exact per step), the running sums accumulated on the device in float64 in the same order as
 one step at a time (so the sums do not depend on N), and one read of one small vector at the
-end. A step whose loss is NaN or infinite ends the call at once and is reported. On a GPU the
-host queues the next call while the device works; nothing in the loop waits for the device.
+end. A step whose loss is NaN or infinite (or explodes, `EXPLOSION_FACTOR`) ends the call at
+once and is reported. That one read (`_result`) waits for the call to finish, so the host
+does not queue the next call while the device works: one round trip per call of N steps,
+which is what keeps the divergence stop exact (no step runs after a non-finite one).
 """
 
 import dataclasses
@@ -44,6 +46,10 @@ from zoo.training.replicas import ReplicaSeeds, reduce_gradients_ourselves
 from zoo.training.task import batch_statistics, infer_outputs, metrics_from_sums, statistic_names
 
 SKIPPED = "skipped_steps"
+# A step whose mean loss exceeds this many times the first step's (or 1, when that is
+# smaller) has diverged as surely as a NaN one: a cross-entropy of 1e6 means logits a million
+# apart. It ends the call like a NaN loss, so a loss of 1e30 no longer ends "done".
+EXPLOSION_FACTOR = 1e6
 
 
 def _dense(gradient):
@@ -74,7 +80,8 @@ class CallResult:
         totals: The running sums passed in plus those of this call's finite steps
             ({"loss", "count", metric sums, "skipped_steps"}).
         steps: Steps taken, the non-finite one included.
-        diverged: A step's loss was NaN or infinite; the call stopped after it.
+        diverged: A step's loss was NaN, infinite or exploded (over `EXPLOSION_FACTOR` times
+            the first step's); the call stopped after it.
         value: That loss (mean over its batch), or None.
     """
 
@@ -115,6 +122,8 @@ class DistributedTrainer:
         self._summed_penalties = getattr(model, "add_loss_reduction", "mean") == "sum"
         self._seeds = ReplicaSeeds(strategy, seed_generators(model))
         self._loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        # The explosion threshold, set in the graph by the first step this trainer takes.
+        self.loss_limit = float("inf")
         if optimizer is not None:
             with strategy.scope():
                 optimizer.build(model.trainable_variables)
@@ -197,37 +206,41 @@ class DistributedTrainer:
         self._seeds.unfold()
         return stats
 
-    def _steps(self, next_batch, learning_rates, totals):
-        """Up to len(learning_rates) steps; stops after a non-finite loss. Returns one
-        float64 vector: the totals, then steps taken, diverged (0/1) and the bad loss."""
+    def _steps(self, next_batch, learning_rates, totals, limit):
+        """Up to len(learning_rates) steps; stops after a non-finite or exploded loss. Returns
+        one float64 vector: the totals, then steps taken, diverged (0/1), the bad loss and
+        the explosion threshold (`limit`, or set from this call's first step when inf)."""
         self._seeds.fold()
         count = tf.shape(learning_rates)[0]
 
-        def keep_going(step, totals, diverged, bad_loss):
+        def keep_going(step, totals, diverged, bad_loss, limit):
             return tf.logical_and(step < count, tf.logical_not(diverged))
 
-        def one_step(step, totals, diverged, bad_loss):
+        def one_step(step, totals, diverged, bad_loss, limit):
             self.optimizer.learning_rate.assign(learning_rates[step])
             stats, skipped = self._distributed_step(next_batch())
             values = tf.cast(tf.stack([stats[n] for n in self.names] + [skipped]), tf.float64)
             # The same float64 arithmetic as summing one step at a time on the host.
             loss = values[0] / tf.maximum(values[1], 1e-12)
-            finite = tf.math.is_finite(loss)
+            finite = tf.logical_and(tf.math.is_finite(loss), loss <= limit)
+            limit = tf.where(tf.logical_and(finite, tf.math.is_inf(limit)),
+                             EXPLOSION_FACTOR * tf.maximum(loss, 1.0), limit)
             return (step + 1, tf.where(finite, totals + values, totals),
-                    tf.logical_not(finite), tf.where(finite, bad_loss, loss))
+                    tf.logical_not(finite), tf.where(finite, bad_loss, loss), limit)
 
-        step, totals, diverged, bad_loss = tf.while_loop(
+        step, totals, diverged, bad_loss, limit = tf.while_loop(
             keep_going, one_step,
-            (tf.constant(0), totals, tf.constant(False), tf.constant(0.0, tf.float64)),
+            (tf.constant(0), totals, tf.constant(False), tf.constant(0.0, tf.float64), limit),
         )
         self._seeds.unfold()
         return tf.concat([totals, tf.cast(tf.stack([step]), tf.float64),
-                          tf.cast(tf.stack([diverged]), tf.float64), [bad_loss]], axis=0)
+                          tf.cast(tf.stack([diverged]), tf.float64), [bad_loss, limit]], axis=0)
 
     def _result(self, packed):
         values = packed.numpy().tolist()  # the call's one device-to-host read
         k = len(self.total_names)
         diverged = bool(values[k + 1])
+        self.loss_limit = values[k + 3]
         return CallResult(dict(zip(self.total_names, values[:k])), int(values[k]), diverged,
                           values[k + 2] if diverged else None)
 
@@ -245,15 +258,17 @@ class DistributedTrainer:
         uses the same trace.
         """
         spec = (tf.TensorSpec([None], tf.float32),
-                tf.TensorSpec([len(self.total_names)], tf.float64))
+                tf.TensorSpec([len(self.total_names)], tf.float64),
+                tf.TensorSpec([], tf.float64))
 
         @tf.function(input_signature=spec)
-        def bound_steps(learning_rates, totals):
-            return self._steps(lambda: next(iterator), learning_rates, totals)
+        def bound_steps(learning_rates, totals, limit):
+            return self._steps(lambda: next(iterator), learning_rates, totals, limit)
 
         def run(learning_rates, totals=None):
             return self._result(bound_steps(tf.constant(learning_rates, tf.float32),
-                                            self._totals_vector(totals)))
+                                            self._totals_vector(totals),
+                                            tf.constant(self.loss_limit, tf.float64)))
 
         return run
 

@@ -1,31 +1,17 @@
-"""Loading and transplanting weights: keras.applications -> zoo.
+"""Copy weights between Keras models of the same architecture, layer by layer.
 
-`transplant(source_model, target_model)` copies the weights of one model into another of the
-same architecture, layer by layer. It is how `weights="imagenet"` works for `vgg16`, `vgg19`,
-`resnet50`, `resnet101` and `resnet152`: the `keras.applications` model is built with its
-ImageNet weights (Keras downloads and caches them under `~/.keras/models` on first use) and its
-weights are transplanted into the zoo model, which keeps Keras' layer names.
+`transplant(source_model, target_model)` is how `weights="imagenet"` works for `vgg16`,
+`vgg19`, `resnet50`, `resnet101` and `resnet152`: the `keras.applications` model is built with
+its ImageNet weights and its weights are transplanted into the zoo model, which keeps Keras'
+layer names (see `zoo.weights.keras_applications`).
 
     >>> import keras, zoo
     >>> source = keras.applications.ResNet50(weights=None)
     >>> target = zoo.resnet50()
     >>> pairs = zoo.weights.transplant(source, target)   # [("conv1_conv", "conv1_conv"), ...]
-
-Note that keras.applications' ImageNet weights expect their own preprocessing
-(`keras.applications.vgg16.preprocess_input`, `keras.applications.resnet.preprocess_input`:
-RGB -> BGR and ImageNet mean subtraction); the zoo models do not preprocess.
 """
 
 import keras
-
-# zoo name -> the keras.applications constructor with the same architecture.
-IMAGENET_SOURCES = {
-    "vgg16": "VGG16",
-    "vgg19": "VGG19",
-    "resnet50": "ResNet50",
-    "resnet101": "ResNet101",
-    "resnet152": "ResNet152",
-}
 
 
 def _weighted_layers(model):
@@ -110,29 +96,3 @@ def transplant(source_model, target_model, strict=True):
     for source, target in pairs:
         target.set_weights(source.get_weights())
     return [(source.name, target.name) for source, target in pairs]
-
-
-def imagenet_source(model_name, include_top, weights="imagenet"):
-    """The keras.applications model whose weights `model_name` takes with weights="imagenet".
-
-    Args:
-        model_name: One of `IMAGENET_SOURCES` ("vgg16", "vgg19", "resnet50", ...).
-        include_top: Whether to include the 1000-class classifier.
-        weights: "imagenet" (downloads on first use), or None for the same architecture
-            without downloading (tests).
-    """
-    if model_name not in IMAGENET_SOURCES:
-        raise ValueError(
-            f"ImageNet weights are available for {sorted(IMAGENET_SOURCES)}. "
-            f"Received: model_name={model_name!r}"
-        )
-    constructor = getattr(keras.applications, IMAGENET_SOURCES[model_name])
-    return constructor(include_top=include_top, weights=weights, classes=1000)
-
-
-def load_imagenet(model, model_name, include_top):
-    """Transplant the ImageNet weights of keras.applications' `model_name` into `model`."""
-    source = imagenet_source(model_name, include_top)
-    transplant(source, model)
-    del source
-    return model

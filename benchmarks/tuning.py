@@ -1,0 +1,198 @@
+"""Choose a recipe on the validation split only: a seeded random search, every candidate recorded.
+
+The procedure (benchmarks/TUNING.md says why):
+
+* the data: the training split of the model's dataset, of which the 10% that `zoo train`
+  holds out for validation (`zoo.training.pipeline.hold_out_validation`: the same examples
+  for every seed) is the only split scored; the test split is never evaluated, not even
+  loaded into a metric: the tuning dataset's "test" split IS that validation split;
+* the candidates: the model's current recipe first, then `--candidates` draws from
+  `SPACES[model]` with `numpy.random.default_rng(--search-seed)`;
+* each candidate trained with seeds `--seeds` (0 1 2), scored by the mean of the last epoch's
+  validation metric over the seeds; the best mean wins (ties: the lower std, then fewer epochs);
+* every candidate's per-seed scores go to `benchmarks/results/tuning_MODEL.json`, merged
+  (a re-run of the search replaces the candidates it re-measured).
+
+The chosen recipe is then written into the model's `Recipe` by hand and measured once on the
+test split by `python -m benchmarks.zoo_quality MODEL` (3 seeds).
+
+    python -m benchmarks.tuning lenet5 --candidates 16
+"""
+
+import argparse
+import dataclasses
+import datetime
+import functools
+import json
+import os
+import statistics
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+SEEDS = (0, 1, 2)
+
+# What the search draws from, per model: name -> list of values (drawn uniformly).
+SPACES = {
+    "lenet5": {
+        "lr": [3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2],
+        "epochs": [10, 20, 30, 40],
+        "batch_size": [16, 32, 64],
+        "schedule": ["cosine", "step", "constant"],
+        "weight_decay": [0.0, 1e-4, 1e-3, 1e-2],
+        "label_smoothing": [0.0, 0.1],
+        "warmup_epochs": [0.0, 1.0],
+    },
+    "show_attend_tell": {
+        "lr": [3e-4, 1e-3, 2e-3, 4e-3],
+        "epochs": [8, 12, 16],
+        "schedule": ["cosine", "constant"],
+        "warmup_epochs": [0.0, 1.0],
+    },
+}
+# Per task: the dataset, its loader's arguments, and the validation metric (higher is better).
+TASK_SETUPS = {
+    "image-classification": ("digits", {}, "val_accuracy"),
+    "image-captioning": ("shapes_captions", {}, "val_bleu4"),
+}
+
+
+def validation_dataset(name, **kwargs):
+    """The dataset with its test split replaced by its validation split (never the test)."""
+    from zoo.data import base
+    from zoo.training.build import with_validation
+
+    splits, _ = with_validation(base.load_dataset(name, **kwargs))
+    return dataclasses.replace(splits, test=splits.validation, num_test=splits.num_validation)
+
+
+def register_validation_dataset(name):
+    """Register `NAME_validation` once (this process only); returns its name."""
+    from zoo.data import base
+
+    tuning_name = f"{name}_validation"
+    if tuning_name not in base.list_datasets():
+        entry = base.dataset_entry(name)
+
+        @functools.wraps(entry.loader)  # the same signature: `train` inspects its arguments
+        def loader(**kwargs):
+            return dataclasses.replace(validation_dataset(name, **kwargs), name=tuning_name)
+
+        base.register_dataset(tuning_name, task=entry.task, offline=entry.offline,
+                              summary=f"{name}: train 90% / validation 10%, no test split")(loader)
+    return tuning_name
+
+
+def candidates(model, count, search_seed=0):
+    """The current recipe's values first, then `count` distinct random draws from the space."""
+    import numpy as np
+
+    import zoo
+
+    space = SPACES[model]
+    recipe = zoo.model_info(model).recipe
+    first = {key: getattr(recipe, key) for key in space}
+    drawn, seen = [first], {json.dumps(first, sort_keys=True)}
+    rng = np.random.default_rng(search_seed)
+    while len(drawn) < count + 1:
+        candidate = {key: values[rng.integers(len(values))] for key, values in space.items()}
+        candidate = {k: (v.item() if hasattr(v, "item") else v) for k, v in candidate.items()}
+        if json.dumps(candidate, sort_keys=True) not in seen:
+            seen.add(json.dumps(candidate, sort_keys=True))
+            drawn.append(candidate)
+    return drawn
+
+
+def _caption_callbacks(dataset_name):
+    if "captions" not in dataset_name:
+        return []
+    from zoo.data import load_dataset
+    from zoo.training.caption_metrics import CaptionMetrics
+
+    splits = load_dataset(dataset_name)  # the tuning dataset: its test IS the validation split
+    return [CaptionMetrics(splits.test, references=splits.extras.get("validation_references"),
+                           prefix="val_", max_examples=500)]
+
+
+def score(model, candidate, seed, small=False):
+    """The last epoch's validation metric of one training run (the test split is never read)."""
+    import zoo
+    from zoo.training import train
+
+    dataset, kwargs, metric = TASK_SETUPS[zoo.model_info(model).task]
+    tuning_name = register_validation_dataset(dataset)
+    with tempfile.TemporaryDirectory(prefix=f"tuning_{model}_") as out:
+        result = train(model=model, dataset=tuning_name, dataset_kwargs=dict(kwargs),
+                       small=small, seed=seed, out=out, restart=True, save_best=False,
+                       verbose=0, callbacks=_caption_callbacks(tuning_name), **candidate)
+    return float(result.history[-1][metric]), metric
+
+
+def results_path(model):
+    return os.path.join(RESULTS_DIR, f"tuning_{model}.json")
+
+
+def load(path):
+    if not os.path.exists(path):
+        return {"candidates": []}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def save(model, record):
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    with open(results_path(model), "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1, sort_keys=True)
+
+
+def best(entries):
+    """The winning entry: highest mean, then lowest std, then fewest epochs."""
+    return max(entries, key=lambda e: (round(e["mean"], 6), -round(e["std"], 6),
+                                       -e["candidate"].get("epochs", 0)))
+
+
+def search(model, count, seeds=SEEDS, search_seed=0, small=False):
+    from benchmarks.quality_record import provenance
+
+    record = load(results_path(model))
+    record.update(model=model, small=small, seeds=list(seeds), search_seed=search_seed,
+                  procedure="benchmarks/TUNING.md", **provenance())
+    by_key = {json.dumps(e["candidate"], sort_keys=True): e for e in record["candidates"]}
+    for index, candidate in enumerate(candidates(model, count, search_seed)):
+        key = json.dumps(candidate, sort_keys=True)
+        if key in by_key and by_key[key]["seeds"] == list(seeds):
+            continue  # measured by an earlier (interrupted) search
+        values = []
+        for seed in seeds:
+            value, metric = score(model, candidate, seed, small)
+            values.append(value)
+        entry = {"candidate": candidate, "metric": metric, "seeds": list(seeds),
+                 "values": values, "mean": statistics.mean(values),
+                 "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                 "current_recipe": index == 0, "date": datetime.date.today().isoformat()}
+        by_key[key] = entry
+        record["candidates"] = list(by_key.values())
+        record["chosen"] = best(record["candidates"])["candidate"]
+        save(model, record)  # after every candidate: an interrupted search keeps its work
+        print(f"{index:3d} {entry['mean']:.4f} +- {entry['std']:.4f} {candidate}",
+              file=sys.stderr, flush=True)
+    return record
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", choices=sorted(SPACES))
+    parser.add_argument("--candidates", type=int, default=16,
+                        help="random draws besides the current recipe")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--search-seed", type=int, default=0)
+    parser.add_argument("--small", action="store_true", help="the model's small_config")
+    args = parser.parse_args(argv)
+    record = search(args.model, args.candidates, tuple(args.seeds), args.search_seed, args.small)
+    print(json.dumps(best(record["candidates"]), indent=1))
+
+
+if __name__ == "__main__":
+    main()
