@@ -14,6 +14,8 @@ export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"  # TensorFlow's start-u
 python docs/generate.py "$@"
 # Built under docs/_build, then copied to site/: myst-nb writes a jupyter_execute/ folder
 # beside its output folder, which would otherwise land in the repository's root.
-python -m sphinx -b html -q -E -d docs/_build/doctrees -c docs docs/_build/source docs/_build/html
+# Without MPLBACKEND the notebook kernels use the inline backend, so figures land in the pages
+# (CI and the test set-up export MPLBACKEND=Agg, under which plt.show() shows nothing).
+env -u MPLBACKEND python -m sphinx -b html -q -E -d docs/_build/doctrees -c docs docs/_build/source docs/_build/html
 rm -rf site && cp -a docs/_build/html site
 echo "site/index.html built; open it with: python -m http.server -d site"
