@@ -37,6 +37,7 @@ from zoo.training.finetune_inputs import (
     source_channels,
 )
 from zoo.validation import check_bool, check_int, check_number
+from zoo.weights.transplanting import weight_shapes, weighted_layers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,21 +133,6 @@ def lr_factor(config, info):
 # ----------------------------------------------------------------------- the weights
 
 
-def weighted_layers(model):
-    """Layers that own weights, in build order, descending into nested models."""
-    found = []
-    for layer in model.layers:
-        if hasattr(layer, "layers"):
-            found.extend(weighted_layers(layer))
-        elif layer.weights:
-            found.append(layer)
-    return found
-
-
-def _shapes(layer):
-    return [tuple(w.shape) for w in layer.weights]
-
-
 def pretrained_model(source, info, kwargs):
     """The model holding the weights: the include_top=False ImageNet model for the task
     model's input shape, or the loaded run/file."""
@@ -184,7 +170,7 @@ def transfer_weights(model, pretrained, source, splits):
     copied = []
     for layer in targets:
         match = by_name.get(layer.name)
-        if match is None or _shapes(match) != _shapes(layer):
+        if match is None or weight_shapes(match) != weight_shapes(layer):
             continue
         if layer.name == classifier and not keep_classifier:
             continue

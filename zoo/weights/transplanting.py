@@ -14,18 +14,18 @@ layer names (see `zoo.weights.keras_applications`).
 import keras
 
 
-def _weighted_layers(model):
+def weighted_layers(model):
     """Layers that own weights, in build order, descending into nested models."""
     found = []
     for layer in model.layers:
-        if isinstance(layer, keras.Model) or hasattr(layer, "layers"):
-            found.extend(_weighted_layers(layer))
+        if hasattr(layer, "layers"):  # a nested model (or any layer holding layers)
+            found.extend(weighted_layers(layer))
         elif layer.weights:
             found.append(layer)
     return found
 
 
-def _shapes(layer):
+def weight_shapes(layer):
     return [tuple(w.shape) for w in layer.weights]
 
 
@@ -59,13 +59,13 @@ def transplant(source_model, target_model, strict=True):
             raise TypeError(
                 f"Argument `{argument}` must be a keras.Model. Received: {argument}={model!r}"
             )
-    sources = _weighted_layers(source_model)
-    targets = _weighted_layers(target_model)
+    sources = weighted_layers(source_model)
+    targets = weighted_layers(target_model)
     by_name = {layer.name: layer for layer in sources}
     matched = {}
     for target in targets:
         source = by_name.get(target.name)
-        if source is not None and _shapes(source) == _shapes(target):
+        if source is not None and weight_shapes(source) == weight_shapes(target):
             matched[id(target)] = source
     used = {id(layer) for layer in matched.values()}
     leftover_sources = [layer for layer in sources if id(layer) not in used]
@@ -85,12 +85,13 @@ def transplant(source_model, target_model, strict=True):
     pairs = []
     for target in targets:
         source = matched[id(target)]
-        if type(source).__name__ != type(target).__name__ or _shapes(source) != _shapes(target):
+        if (type(source).__name__ != type(target).__name__
+                or weight_shapes(source) != weight_shapes(target)):
             raise ValueError(
                 f"Cannot transplant weights: source layer {source.name!r} "
-                f"({type(source).__name__}, weight shapes {_shapes(source)}) does not fit "
+                f"({type(source).__name__}, weight shapes {weight_shapes(source)}) does not fit "
                 f"target layer {target.name!r} ({type(target).__name__}, weight shapes "
-                f"{_shapes(target)})"
+                f"{weight_shapes(target)})"
             )
         pairs.append((source, target))
     for source, target in pairs:
