@@ -33,7 +33,7 @@ def cases(quick):
         "resnet18": (dict(input_shape=(32, 32, 3), classes=10), (32, 32, 3), "float32", 10, 32),
         "resnet50": (dict(input_shape=(224, 224, 3), classes=1000), (224, 224, 3), "float32",
                      1000, 2 if quick else 8),
-        "lstm_classifier": (dict(vocab_size=1000, embedding_dim=32, units=64, classes=2),
+        "lstm_classifier": (dict(vocabulary_size=1000, embedding_dim=32, units=64, classes=2),
                             (50,), "int32", 2, 32),
     }
 
@@ -53,7 +53,7 @@ def _step_seconds(model_name, quick):
                   loss="sparse_categorical_crossentropy")
     rng = np.random.default_rng(0)
     if dtype == "int32":
-        x = rng.integers(1, kwargs["vocab_size"], (batch * steps, *shape)).astype("int32")
+        x = rng.integers(1, kwargs["vocabulary_size"], (batch * steps, *shape)).astype("int32")
     else:
         x = rng.standard_normal((batch * steps, *shape)).astype("float32")
     y = rng.integers(0, classes, (batch * steps,))

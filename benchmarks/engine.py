@@ -67,7 +67,7 @@ def _data(name, steps):
         from zoo import registry
 
         kwargs = dict(registry.model_info(name).small_config)
-        x = rng.integers(1, kwargs["vocab_size"], size=(BATCH * 40, SEQUENCE_LENGTH))
+        x = rng.integers(1, kwargs["vocabulary_size"], size=(BATCH * 40, SEQUENCE_LENGTH))
         y = rng.integers(0, kwargs["classes"], size=BATCH * 40)
         data = tf.data.Dataset.from_tensor_slices((x.astype("int32"), y.astype("int32")))
     return (data.cache().repeat().batch(BATCH, drop_remainder=True)

@@ -6,12 +6,13 @@ The procedure (benchmarks/TUNING.md says why):
   holds out for validation (`zoo.training.pipeline.hold_out_validation`: the same examples
   for every seed) is the only split scored; the test split is never evaluated, not even
   loaded into a metric: the tuning dataset's "test" split IS that validation split;
-* the candidates: the model's current recipe first, then `--candidates` draws from
-  `SPACES[model]` with `numpy.random.default_rng(--search-seed)`;
+* the candidates: the model's current recipe first, then its `ANCHORS` variants, then
+  `--candidates` draws from `SPACES[model]` with `numpy.random.default_rng(--search-seed)`;
 * each candidate trained with seeds `--seeds` (0 1 2), scored by the mean of the last epoch's
   validation metric over the seeds; the best mean wins (ties: the lower std, then fewer epochs);
-* every candidate's per-seed scores go to `benchmarks/results/tuning_MODEL.json`, merged
-  (a re-run of the search replaces the candidates it re-measured).
+* every candidate's per-seed scores go to `benchmarks/results/tuning_MODEL.json`, merged: a
+  re-run skips what is measured and adds new seeds to a candidate's earlier ones (`--seeds 3 4
+  5` after a search with 0 1 2 scores every candidate over six seeds).
 
 The chosen recipe is then written into the model's `Recipe` by hand and measured once on the
 test split by `python -m benchmarks.zoo_quality MODEL` (3 seeds).
@@ -36,14 +37,18 @@ SEEDS = (0, 1, 2)
 
 # What the search draws from, per model: name -> list of values (drawn uniformly).
 SPACES = {
+    # Search 2 (benchmarks/TUNING.md): around search 1's winner, with the digits' new shift
+    # augmentation as an axis. Search 1 drew lr {3e-4 .. 1e-2}, epochs {10 .. 40}, batch
+    # {16, 32, 64}, schedule {cosine, step, constant}, weight decay {0 .. 1e-2}, label
+    # smoothing {0, 0.1}, warm-up {0, 1}, no augmentation.
     "lenet5": {
-        "lr": [3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2],
-        "epochs": [10, 20, 30, 40],
-        "batch_size": [16, 32, 64],
-        "schedule": ["cosine", "step", "constant"],
-        "weight_decay": [0.0, 1e-4, 1e-3, 1e-2],
+        "lr": [2e-3, 3e-3, 5e-3, 1e-2],
+        "epochs": [30, 40],
+        "batch_size": [16, 32],
+        "schedule": ["cosine", "step"],
+        "weight_decay": [1e-3, 1e-2],
         "label_smoothing": [0.0, 0.1],
-        "warmup_epochs": [0.0, 1.0],
+        "augment": [False, True],
     },
     "show_attend_tell": {
         "lr": [3e-4, 1e-3, 2e-3, 4e-3],
@@ -51,6 +56,11 @@ SPACES = {
         "schedule": ["cosine", "constant"],
         "warmup_epochs": [0.0, 1.0],
     },
+}
+# Candidates measured right after the current recipe: the recipe with these fields changed
+# (the question a search is for, asked directly rather than left to the draws).
+ANCHORS = {
+    "lenet5": [{"augment": True}],
 }
 # Per task: the dataset, its loader's arguments, and the validation metric (higher is better).
 TASK_SETUPS = {
@@ -86,7 +96,8 @@ def register_validation_dataset(name):
 
 
 def candidates(model, count, search_seed=0):
-    """The current recipe's values first, then `count` distinct random draws from the space."""
+    """The current recipe's values first, then its `ANCHORS` variants, then `count` distinct
+    random draws from the space."""
     import numpy as np
 
     import zoo
@@ -94,7 +105,9 @@ def candidates(model, count, search_seed=0):
     space = SPACES[model]
     recipe = zoo.model_info(model).recipe
     first = {key: getattr(recipe, key) for key in space}
-    drawn, seen = [first], {json.dumps(first, sort_keys=True)}
+    drawn = [first] + [{**first, **anchor} for anchor in ANCHORS.get(model, [])]
+    seen = {json.dumps(candidate, sort_keys=True) for candidate in drawn}
+    count += len(drawn) - 1
     rng = np.random.default_rng(search_seed)
     while len(drawn) < count + 1:
         candidate = {key: values[rng.integers(len(values))] for key, values in space.items()}
@@ -160,21 +173,27 @@ def search(model, count, seeds=SEEDS, search_seed=0, small=False):
     record.update(model=model, small=small, seeds=list(seeds), search_seed=search_seed,
                   procedure="benchmarks/TUNING.md", **provenance())
     by_key = {json.dumps(e["candidate"], sort_keys=True): e for e in record["candidates"]}
-    for index, candidate in enumerate(candidates(model, count, search_seed)):
+    drawn = candidates(model, count, search_seed)
+    this_search = {json.dumps(candidate, sort_keys=True) for candidate in drawn}
+    for index, candidate in enumerate(drawn):
         key = json.dumps(candidate, sort_keys=True)
-        if key in by_key and by_key[key]["seeds"] == list(seeds):
+        earlier = by_key.get(key, {"seeds": [], "values": []})
+        scores = dict(zip(earlier["seeds"], earlier["values"]))
+        if all(seed in scores for seed in seeds):
             continue  # measured by an earlier (interrupted) search
-        values = []
         for seed in seeds:
-            value, metric = score(model, candidate, seed, small)
-            values.append(value)
-        entry = {"candidate": candidate, "metric": metric, "seeds": list(seeds),
+            if seed not in scores:  # a re-run with more seeds adds to the earlier ones
+                scores[seed], metric = score(model, candidate, seed, small)
+        values = [scores[seed] for seed in sorted(scores)]
+        entry = {"candidate": candidate, "metric": metric, "seeds": sorted(scores),
                  "values": values, "mean": statistics.mean(values),
                  "std": statistics.stdev(values) if len(values) > 1 else 0.0,
                  "current_recipe": index == 0, "date": datetime.date.today().isoformat()}
         by_key[key] = entry
         record["candidates"] = list(by_key.values())
-        record["chosen"] = best(record["candidates"])["candidate"]
+        # Chosen among this search's candidates (an earlier search's, kept in the record,
+        # may have fewer seeds).
+        record["chosen"] = best([by_key[k] for k in this_search if k in by_key])["candidate"]
         save(model, record)  # after every candidate: an interrupted search keeps its work
         print(f"{index:3d} {entry['mean']:.4f} +- {entry['std']:.4f} {candidate}",
               file=sys.stderr, flush=True)
@@ -191,7 +210,9 @@ def main(argv=None):
     parser.add_argument("--small", action="store_true", help="the model's small_config")
     args = parser.parse_args(argv)
     record = search(args.model, args.candidates, tuple(args.seeds), args.search_seed, args.small)
-    print(json.dumps(best(record["candidates"]), indent=1))
+    chosen = json.dumps(record["chosen"], sort_keys=True)
+    print(json.dumps(next(e for e in record["candidates"]
+                          if json.dumps(e["candidate"], sort_keys=True) == chosen), indent=1))
 
 
 if __name__ == "__main__":

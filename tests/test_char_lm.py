@@ -8,6 +8,7 @@ import zoo
 from zoo import samplers
 from zoo.data import load_dataset
 from zoo.data.sequences import TINY_CORPUS_PATH, encode_characters
+from zoo.validation import RENAMED_ARGUMENTS
 
 SMALL = {"vocabulary": "abcdefgh", "units": 8, "num_layers": 2, "embedding_dim": 6}
 
@@ -18,7 +19,7 @@ def _numpy(x):
 
 def test_output_shape_probabilities_and_parameter_count(rng):
     model = zoo.char_lm(**SMALL)
-    ids = rng.integers(2, model.vocab_size, size=(3, 5)).astype("int32")
+    ids = rng.integers(2, model.vocabulary_size, size=(3, 5)).astype("int32")
     probs = _numpy(model(ids))
     assert probs.shape == (3, 5, 10)  # 8 characters + padding + unknown
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-6)
@@ -34,10 +35,11 @@ def gru_params(n_in, units):  # Keras' GRU layer as recurrent_layer builds it (r
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_parameter_count_closed_form(cell):
-    vocab_size, embedding, units = 95 + 1 + 2, 64, 256  # printable ASCII, newline, pad, unknown
+    # printable ASCII, newline, pad, unknown
+    vocabulary_size, embedding, units = 95 + 1 + 2, 64, 256
     layer = lstm_params if cell == "lstm" else gru_params
-    expected = (vocab_size * embedding + layer(embedding, units) + layer(units, units)
-                + units * vocab_size + vocab_size)
+    expected = (vocabulary_size * embedding + layer(embedding, units) + layer(units, units)
+                + units * vocabulary_size + vocabulary_size)
     model = zoo.char_lm(cell=cell)
     if cell == "gru" and model.recurrent_layers[0].cell.reset_after:
         expected += 2 * 3 * units  # the cuDNN variant keeps a second bias row
@@ -60,14 +62,14 @@ def test_ids_follow_the_data_module_convention():
 
 def test_padding_is_masked(rng):
     model = zoo.char_lm(**SMALL)
-    ids = rng.integers(2, model.vocab_size, size=(2, 6)).astype("int32")
+    ids = rng.integers(2, model.vocabulary_size, size=(2, 6)).astype("int32")
     padded = np.concatenate([ids, np.zeros((2, 3), "int32")], axis=1)
     np.testing.assert_allclose(_numpy(model(padded))[:, :6], _numpy(model(ids)), atol=1e-6)
 
 
 def test_log_probabilities_match_a_float64_reference(rng):
     model = zoo.char_lm(**SMALL)
-    logits = rng.normal(scale=30.0, size=model.vocab_size)
+    logits = rng.normal(scale=30.0, size=model.vocabulary_size)
     for temperature in (0.3, 1.0, 2.5):
         got = _numpy(model.next_char_log_probs(logits.astype("float32"), temperature))
         scaled = logits[2:] / temperature
@@ -90,13 +92,13 @@ def test_greedy_generation_is_the_argmax_of_the_logits(rng):
 
 def test_sampling_follows_the_temperature():
     model = zoo.char_lm(**SMALL)
-    logits = np.linspace(-2.0, 2.0, model.vocab_size)
+    logits = np.linspace(-2.0, 2.0, model.vocabulary_size)
     rng = np.random.default_rng(0)
     # Gumbel-max on log-probabilities: empirical frequencies match softmax(logits / T).
     for temperature in (0.5, 2.0):
         log_probs = _numpy(model.next_char_log_probs(logits.astype("float32"), temperature))
-        draws = np.argmax(log_probs + rng.gumbel(size=(20000, model.vocab_size)), axis=-1)
-        freq = np.bincount(draws, minlength=model.vocab_size) / len(draws)
+        draws = np.argmax(log_probs + rng.gumbel(size=(20000, model.vocabulary_size)), axis=-1)
+        freq = np.bincount(draws, minlength=model.vocabulary_size) / len(draws)
         expected = np.exp(logits[2:] / temperature)
         expected /= expected.sum()
         np.testing.assert_allclose(freq[2:], expected, atol=0.015)
@@ -139,6 +141,19 @@ def test_generation_with_seed_is_identical_after_keras_round_trip(tmp_path):
     assert loaded.vocabulary == list("abcdefgh") and loaded.cell == "gru"
     assert loaded.generate("abba", length=15, temperature=1.0, seed=7) == first
     assert loaded.generate("abba", length=8, temperature=0) == model.generate("abba", 8, 0)
+    assert loaded.dropout == 0.1 and loaded.vocabulary_size == 10
+
+
+def test_saved_config_uses_the_current_argument_names():
+    """The config names its settings as the constructor does (`dropout`, never `dropout_rate`;
+    the id count `vocabulary_size` is derived from `vocabulary`, not saved), so files saved by
+    earlier versions, whose configs had the same keys, load unchanged."""
+    model = zoo.char_lm(**SMALL, dropout=0.2)
+    config = model.get_config()
+    assert config["dropout"] == 0.2
+    assert not set(config) & set(RENAMED_ARGUMENTS) and "vocabulary_size" not in config
+    rebuilt = zoo.CharLanguageModel.from_config(config)
+    assert rebuilt.dropout == 0.2 and rebuilt.vocabulary_size == model.vocabulary_size
 
 
 def test_loss_falls_on_the_shipped_corpus():
@@ -152,8 +167,8 @@ def test_loss_falls_on_the_shipped_corpus():
     before = float(model.evaluate(data.test.batch(64), verbose=0))
     model.fit(batches, epochs=2, verbose=0)
     after = float(model.evaluate(data.test.batch(64), verbose=0))
-    # Uniform guessing costs log(vocab_size); unigram statistics alone go well below it.
-    assert before > 0.9 * np.log(model.vocab_size)
+    # Uniform guessing costs log(vocabulary_size); unigram statistics alone go well below it.
+    assert before > 0.9 * np.log(model.vocabulary_size)
     assert after < before - 1.0, (before, after)
 
 

@@ -359,7 +359,7 @@ def test_mixed_precision_outputs_float32():
 
 
 def test_dropout_arguments_reach_the_layers():
-    model = zoo.alexnet(input_shape=(67, 67, 3), dropout_rate=0.3, dropout_scaling="inference")
+    model = zoo.alexnet(input_shape=(67, 67, 3), dropout=0.3, dropout_scaling="inference")
     dropouts = [layer for layer in model.layers if type(layer).__name__ == "ScaledDropout"]
     assert [(d.rate, d.scaling) for d in dropouts] == [(0.3, "inference")] * 2
     assert [type(layer).__name__ for layer in model.layers].count("LocalResponseNormalization") == 2

@@ -1,10 +1,14 @@
 """CNN argument checks: every bad input gets a ValueError naming the argument, the value and
 what is allowed (zoo.validation's wording), before TensorFlow sees a tensor."""
 
+import inspect
+
 import pytest
 
 import zoo
 from zoo import weights as zoo_weights
+from zoo.registry import UnknownArgumentError
+from zoo.validation import RENAMED_ARGUMENTS
 
 CNN_MODELS = zoo.list_models(task="image-classification")
 
@@ -25,7 +29,7 @@ def test_input_below_minimum_is_rejected(name):
         ({"classes": 2.5}, "classes=2.5"),
         ({"classes": True}, "classes=True"),
         ({"include_top": 1}, "include_top=1"),
-        ({"dropout_rate": -0.1}, "dropout_rate=-0.1"),
+        ({"dropout": -0.1}, "dropout=-0.1"),
         ({"pooling": "mean", "include_top": False}, "pooling='mean'"),
         ({"activation": "relux"}, "activation='relux'"),
         ({"classifier_activation": "softmaxx"}, "classifier_activation='softmaxx'"),
@@ -58,8 +62,8 @@ def test_imagenet_weights_only_where_they_exist(name):
 
 
 def test_dropout_and_auxiliary_argument_checks():
-    with pytest.raises(ValueError, match="dropout_rate=1.0"):
-        zoo.vgg11(input_shape=(32, 32, 3), dropout_rate=1.0)
+    with pytest.raises(ValueError, match="dropout=1.0"):
+        zoo.vgg11(input_shape=(32, 32, 3), dropout=1.0)
     with pytest.raises(ValueError, match="dropout_scaling='paper'"):
         zoo.alexnet(dropout_scaling="paper")
     with pytest.raises(ValueError, match="include_top=False"):
@@ -68,3 +72,32 @@ def test_dropout_and_auxiliary_argument_checks():
         zoo.googlenet(input_shape=(64, 64, 3), auxiliary_classifiers=True)
     with pytest.raises(ValueError, match="known height and width"):
         zoo.vgg11(input_shape=(None, None, 3))
+
+
+@pytest.mark.parametrize(
+    "name, old, new",
+    [
+        ("vgg11", "dropout_rate", "dropout"),
+        ("alexnet", "dropout_rate", "dropout"),
+        ("googlenet_bn", "dropout_rate", "dropout"),
+        ("lstm_classifier", "vocab_size", "vocabulary_size"),
+    ],
+)
+def test_renamed_arguments_are_refused_naming_the_new_name(name, old, new):
+    with pytest.raises(UnknownArgumentError, match=f"Did you mean '{new}'\\? \\(`{old}` was "
+                       f"renamed `{new}`") as error:
+        zoo.create_model(name, **{old: 0.3 if old == "dropout_rate" else 50})
+    assert f"Received: {old}=" in str(error.value)
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_no_model_function_takes_a_renamed_argument(name):
+    parameters = inspect.signature(zoo.model_info(name).builder).parameters
+    assert not set(parameters) & set(RENAMED_ARGUMENTS)
+    assert not set(zoo.model_info(name).small_config) & set(RENAMED_ARGUMENTS)
+
+
+def test_dropout_is_the_rate_of_every_cnn_dropout_layer():
+    model = zoo.create_model("vgg11", input_shape=(32, 32, 3), classes=3, dropout=0.3)
+    rates = [layer.rate for layer in model.layers if type(layer).__name__ == "ScaledDropout"]
+    assert rates == [0.3, 0.3]

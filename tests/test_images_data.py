@@ -149,3 +149,62 @@ def test_cifar_augmentation_is_a_seeded_crop_of_the_padded_or_flipped_image(rng)
                     if np.array_equal(padded[dy : dy + 32, dx : dx + 32], out):
                         found = True
         assert found
+
+
+def test_digits_augmentation_shifts_by_at_most_one_native_pixel_over_the_background():
+    splits = load_dataset("digits", min_image_size=(32, 32))
+    augment = splits.extras["augment"]
+    (mean,), (std,) = splits.extras["mean"], splits.extras["std"]
+    background = -mean / std  # pixel value 0, normalised
+    image = next(splits.train.as_numpy_iterator())[0]
+    assert image.min() == pytest.approx(background, abs=1e-5)  # digits always have 0 pixels
+    np.testing.assert_array_equal(augment(tf.constant(image), tf.constant([3, 4])).numpy(),
+                                  augment(tf.constant(image), tf.constant([3, 4])).numpy())
+    shifts = set()
+    for seed in range(40):
+        out = augment(tf.constant(image), tf.constant([seed, 7])).numpy()
+        # Independent reference: every shift of at most 4 pixels (one 8x8 pixel at 32x32),
+        # the uncovered pixels set to the background; the output is exactly one of them.
+        padded = np.pad(image, ((4, 4), (4, 4), (0, 0)), constant_values=background)
+        matches = [(dy - 4, dx - 4) for dy in range(9) for dx in range(9)
+                   if np.allclose(padded[dy:dy + 32, dx:dx + 32], out, atol=1e-6)]
+        assert len(matches) == 1, matches
+        shifts.add(matches[0])
+    assert len(shifts) > 10  # many different shifts, in both directions
+    assert {dy for dy, _ in shifts} >= {-4, 4} or len({dy for dy, _ in shifts}) > 5
+    # At the native 8x8 size the shift is one pixel.
+    native = load_dataset("digits")
+    small = next(native.train.as_numpy_iterator())[0]
+    outs = [native.extras["augment"](tf.constant(small), tf.constant([s, 1])).numpy()
+            for s in range(20)]
+    padded = np.pad(small, ((1, 1), (1, 1), (0, 0)), constant_values=small.min())
+    for out in outs:
+        assert any(np.allclose(padded[dy:dy + 8, dx:dx + 8], out, atol=1e-6)
+                   for dy in range(3) for dx in range(3))
+    # Re-normalised to 3 channels (fine-tuning): each channel's background stays its own.
+    rgb = np.concatenate([small * 2.0 + 1.0, small * 0.5 - 3.0, small], axis=-1)
+    out = native.extras["augment"](tf.constant(rgb), tf.constant([5, 1])).numpy()
+    for channel, scale, offset in ((0, 2.0, 1.0), (1, 0.5, -3.0), (2, 1.0, 0.0)):
+        np.testing.assert_allclose(out[..., 2], (out[..., channel] - offset) / scale,
+                                   atol=1e-5)
+
+
+def test_the_digits_shifts_are_opt_in_and_cifars_crops_are_on_by_default():
+    import zoo
+    from zoo.training.pipeline import augmentation
+
+    digits = load_dataset("digits").extras
+    cifar_like = {"augment": cifar_augment}  # the tfds loaders' extras: on by default
+    assert augmentation(None, digits) is None and augmentation(False, digits) is None
+    assert augmentation(True, digits) is digits["augment"]
+    assert augmentation(None, cifar_like) is cifar_augment
+    assert augmentation(True, cifar_like) is cifar_augment
+    assert augmentation(False, cifar_like) is None
+    assert augmentation(True, {}) is None  # no augmentation to use
+    # LeNet-5's recipe opts in (chosen on validation); the other CNNs' recipes were chosen
+    # without the shifts and keep the dataset's default.
+    assert zoo.model_info("lenet5").recipe.augment is True
+    for name in ("googlenet", "resnet18", "vgg11_bn", "alexnet"):
+        assert zoo.model_info(name).recipe.augment is None
+    with pytest.raises(ValueError, match="augment"):
+        zoo.registry.Recipe(augment="yes")

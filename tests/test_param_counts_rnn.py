@@ -18,10 +18,11 @@ def recurrent(cell, units, inputs, reset_after=False):
     return count + (gates * units if cell == "gru" and reset_after else 0)
 
 
-def closed_form(cell, *, vocab_size=None, input_dim=None, classes, units=128, embedding_dim=128,
-                num_layers=1, bidirectional=False, reset_after=False):
+def closed_form(cell, *, vocabulary_size=None, input_dim=None, classes, units=128,
+                embedding_dim=128, num_layers=1, bidirectional=False, reset_after=False):
     directions = 2 if bidirectional else 1
-    total = vocab_size * embedding_dim if vocab_size else input_dim * embedding_dim + embedding_dim
+    total = (vocabulary_size * embedding_dim if vocabulary_size
+             else input_dim * embedding_dim + embedding_dim)
     width = embedding_dim
     for _ in range(num_layers):
         total += directions * recurrent(cell, units, width, reset_after)
@@ -31,10 +32,10 @@ def closed_form(cell, *, vocab_size=None, input_dim=None, classes, units=128, em
 
 
 DEFAULTS = {  # the public functions' defaults: 20000 token ids / 2 features, 128 units
-    "rnn_classifier": ("rnn", dict(vocab_size=20000, classes=2)),
-    "lstm_classifier": ("lstm", dict(vocab_size=20000, classes=2)),
-    "gru_classifier": ("gru", dict(vocab_size=20000, classes=2)),
-    "bilstm_classifier": ("lstm", dict(vocab_size=20000, classes=2, bidirectional=True)),
+    "rnn_classifier": ("rnn", dict(vocabulary_size=20000, classes=2)),
+    "lstm_classifier": ("lstm", dict(vocabulary_size=20000, classes=2)),
+    "gru_classifier": ("gru", dict(vocabulary_size=20000, classes=2)),
+    "bilstm_classifier": ("lstm", dict(vocabulary_size=20000, classes=2, bidirectional=True)),
     "rnn_regressor": ("rnn", dict(input_dim=2, classes=None)),
     "lstm_regressor": ("lstm", dict(input_dim=2, classes=None)),
     "gru_regressor": ("gru", dict(input_dim=2, classes=None)),
@@ -58,12 +59,12 @@ def test_hand_computed_lstm_count():
 @pytest.mark.parametrize(
     "name, kwargs",
     [
-        ("gru_classifier", dict(vocab_size=50, classes=7, units=9, embedding_dim=5,
+        ("gru_classifier", dict(vocabulary_size=50, classes=7, units=9, embedding_dim=5,
                                 num_layers=2, reset_after=True)),
         ("lstm_classifier", dict(input_dim=3, classes=4, units=6, embedding_dim=4,
                                  num_layers=3, bidirectional=True)),
         ("rnn_regressor", dict(units=11, embedding_dim=3, num_layers=2)),
-        ("bilstm_classifier", dict(vocab_size=30, classes=None, units=5, embedding_dim=4)),
+        ("bilstm_classifier", dict(vocabulary_size=30, classes=None, units=5, embedding_dim=4)),
     ],
 )
 def test_other_configurations_match_the_closed_form(name, kwargs):

@@ -9,23 +9,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from image_files import make_folder, write_image  # tests/ is on sys.path
+from cli_helpers import run_cli  # tests/ is on sys.path
+from image_files import make_folder, write_image
 from PIL import Image
 
 import zoo
-from zoo.cli import main
 from zoo.data import load_dataset
 from zoo.layers import StableSoftmax
 from zoo.training.predict import save_data_record, to_probabilities
-
-
-def run_cli(argv, capsys):
-    try:
-        status = main(argv)
-    except SystemExit as exit_:
-        status = exit_.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def tiny_classifier(input_shape, classes, head="probabilities", seed=0):

@@ -82,7 +82,7 @@ def model_and_batch(info):
         x, y = adding_problem_arrays(size, 20, seed=0)
     else:  # sequence classification: the class is the first token's id mod `classes`
         classes = model.output_shape[-1]
-        tokens = np.random.default_rng(0).integers(1, kwargs["vocab_size"], size=(size, 6))
+        tokens = np.random.default_rng(0).integers(1, kwargs["vocabulary_size"], size=(size, 6))
         x, y = tokens.astype("int32"), (tokens[:, 0] % classes).astype("int32")
     return model, (tf.constant(x), tf.constant(y))
 

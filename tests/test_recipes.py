@@ -45,9 +45,9 @@ def test_every_model_has_its_own_documented_recipe(name):
     recipe = zoo.model_info(name).recipe
     assert isinstance(recipe, Recipe) and recipe != DEFAULT_RECIPE
     assert recipe.paper_setting and recipe.adaptation, "say what the paper did and what changed"
-    # The zoo's budget: learn the digits within 10 epochs. LeNet-5, the default run, takes 30
-    # (its recipe was chosen on the validation split to reach the SVM baseline: 6 s a run).
-    budget = 30 if name == "lenet5" else 10
+    # The zoo's budget: learn the digits within 10 epochs. LeNet-5, the default run, takes 40
+    # (its recipe was chosen on the validation split to reach the SVM baseline: 20 s a run).
+    budget = 40 if name == "lenet5" else 10
     assert 1 <= recipe.epochs <= budget, f"the zoo's budget: {budget} epochs"
 
 
@@ -76,7 +76,10 @@ def test_googlenet_and_lenet_recipes():
     assert (googlenet.optimizer, googlenet.momentum) == ("sgd", 0.9)
     assert "4%" in googlenet.paper_setting and "Polyak" in googlenet.adaptation
     lenet = zoo.model_info("lenet5").recipe
-    assert "Levenberg-Marquardt" in lenet.paper_setting and not lenet.augment
+    assert "Levenberg-Marquardt" in lenet.paper_setting
+    # The paper did not augment; the zoo's recipe shifts the digits, and says so.
+    assert "no augmentation" in lenet.paper_setting
+    assert lenet.augment and "shifts" in lenet.adaptation
 
 
 def test_recurrent_recipes_clip_the_gradient():
@@ -146,7 +149,7 @@ def test_variant_signatures_show_each_variants_own_defaults():
     with pytest.raises(TypeError, match="classifier_activation"):
         zoo.gru_regressor(classifier_activation="softmax")
     # What the signature says is what the function does.
-    model = zoo.bilstm_classifier(vocab_size=10, units=2, embedding_dim=2)
+    model = zoo.bilstm_classifier(vocabulary_size=10, units=2, embedding_dim=2)
     assert model.output_shape == (None, 2) and "bidirectional_1" in [
         layer.name for layer in model.layers
     ]

@@ -87,6 +87,29 @@ def test_readme_table_is_in_sync():
     )
 
 
+def test_the_committed_listing_is_the_registries():
+    from zoo import listing
+
+    assert listing.load() == listing.from_registries(), (
+        "zoo/listing.json (what `zoo list` shows without TensorFlow) is out of date; "
+        "regenerate it with\n    .venv/bin/python -m zoo.listing"
+    )
+
+
+@pytest.mark.parametrize("pattern, task, pretrained", [
+    (None, None, False), ("resnet*", None, False), ("*lstm*", None, False),
+    (None, "sequence-regression", False), (None, None, True), ("vgg1?*", None, True),
+    ("resnet*", "language-modeling", False),
+])
+def test_the_listing_filters_as_the_registry_does(pattern, task, pretrained):
+    from zoo import listing
+
+    rows = listing.models(pattern, task=task, pretrained=pretrained)
+    assert [row["name"] for row in rows] == zoo.list_models(pattern, task=task,
+                                                           pretrained=pretrained)
+    assert [row["name"] for row in listing.datasets(task)] == zoo.data.list_datasets(task=task)
+
+
 def test_markdown_table_has_a_row_per_model():
     rows = markdown_table().strip().splitlines()[2:]
     assert [row.split("`")[1] for row in rows] == ALL_MODELS

@@ -22,14 +22,14 @@ def _predict(model, x):
 def test_output_shapes_for_every_input_kind(name, rng):
     tokens = rng.integers(1, 20, size=(3, 7)).astype("int32")
     features = rng.uniform(size=(3, 7, 2)).astype("float32")
-    classifier = zoo.create_model(name, vocab_size=20, classes=4, **SMALL)
+    classifier = zoo.create_model(name, vocabulary_size=20, classes=4, **SMALL)
     assert _predict(classifier, tokens).shape == (3, 4)
     np.testing.assert_allclose(_predict(classifier, tokens).sum(-1), 1.0, atol=1e-6)
     regressor = zoo.create_model(name, input_dim=2, classes=None, **SMALL)
     assert _predict(regressor, features).shape == (3, 1)
     tagger = zoo.create_model(
         name,
-        vocab_size=20,
+        vocabulary_size=20,
         classes=4,
         return_sequences=True,
         classifier_activation=None,
@@ -54,7 +54,7 @@ def test_appending_padding_never_changes_a_prediction(name, rng):
         real[row, length:] = 0
     padded = np.concatenate([real, np.zeros((3, 6), "int32")], axis=1)
     # Two stacked layers: the mask must reach the second one too.
-    model = zoo.create_model(name, vocab_size=20, classes=3, num_layers=2, **SMALL)
+    model = zoo.create_model(name, vocabulary_size=20, classes=3, num_layers=2, **SMALL)
     padded_prediction = _predict(model, padded)
     np.testing.assert_allclose(padded_prediction, _predict(model, real), atol=1e-6)
     # A row alone, without any padding, gives the same prediction as in the padded batch.
@@ -68,7 +68,7 @@ def test_masking_for_real_valued_steps_and_per_step_outputs(name, rng):
     padded = np.concatenate([features, np.zeros((2, 4, 2), "float32")], axis=1)
     model = zoo.create_model(name, input_dim=2, classes=None, **SMALL)
     np.testing.assert_allclose(_predict(model, padded), _predict(model, features), atol=1e-6)
-    tagger = zoo.create_model(name, vocab_size=20, classes=3, return_sequences=True, **SMALL)
+    tagger = zoo.create_model(name, vocabulary_size=20, classes=3, return_sequences=True, **SMALL)
     tokens = rng.integers(1, 20, size=(2, 5)).astype("int32")
     padded_tokens = np.concatenate([tokens, np.zeros((2, 4), "int32")], axis=1)
     np.testing.assert_allclose(
@@ -171,7 +171,7 @@ def test_hidden_state_gradient_norms_match_float64_backpropagation(rng):
 def test_keras_round_trip_gives_identical_outputs(name, tmp_path, rng):
     model = zoo.create_model(
         name,
-        vocab_size=20,
+        vocabulary_size=20,
         classes=3,
         num_layers=2,
         dropout=0.1,
@@ -221,7 +221,7 @@ def test_regressors_take_real_valued_steps_and_round_trip(name, tmp_path, rng):
 def test_heads_stay_float32_under_mixed_precision(rng):
     keras.mixed_precision.set_global_policy("mixed_float16")  # the fixture resets it
     tokens = rng.integers(1, 20, size=(2, 5)).astype("int32")
-    classifier = zoo.gru_classifier(vocab_size=20, classes=3, **SMALL)
+    classifier = zoo.gru_classifier(vocabulary_size=20, classes=3, **SMALL)
     probabilities = classifier(tokens)
     assert keras.backend.standardize_dtype(probabilities.dtype) == "float32"
     regressor = zoo.lstm_regressor(**SMALL)
@@ -258,13 +258,13 @@ def test_training_under_two_replica_mirrored_strategy(two_replica_strategy):
     assert np.all(np.isfinite(history.history["loss"]))
     tokens = np.array([[1, 2, 3, 0]], "int32")
     with two_replica_strategy.scope():
-        classifier = zoo.bilstm_classifier(vocab_size=10, classes=2, **SMALL)
+        classifier = zoo.bilstm_classifier(vocabulary_size=10, classes=2, **SMALL)
     np.testing.assert_allclose(_predict(classifier, tokens), _predict(classifier, tokens[:, :3]))
 
 
 # ------------------------------------------------------------------ bad input
 def test_wrong_input_rank_is_rejected(rng):
-    tokens_model = zoo.lstm_classifier(vocab_size=20, **SMALL)
+    tokens_model = zoo.lstm_classifier(vocabulary_size=20, **SMALL)
     with pytest.raises(ValueError):
         tokens_model(rng.uniform(size=(2, 5, 2)).astype("float32"))
     features_model = zoo.lstm_classifier(input_dim=2, **SMALL)
@@ -284,7 +284,7 @@ def test_wrong_input_rank_is_rejected(rng):
         ({"num_layers": 0}, "num_layers"),
         ({"dropout": 1.0}, "dropout"),
         ({"classes": 1}, "classes"),
-        ({"vocab_size": 10, "input_dim": 2}, "not both"),
+        ({"vocabulary_size": 10, "input_dim": 2}, "not both"),
         ({"classifier_activation": "sigmoid"}, "classifier_activation"),
     ],
 )

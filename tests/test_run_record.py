@@ -274,3 +274,52 @@ def test_augment_false_skips_the_datasets_augmentation(tmp_path):
     finally:
         data_base._DATASETS.pop("test_blanked_digits", None)
     assert erased.history[-1]["accuracy"] < 0.2 < 0.4 < kept.history[-1]["accuracy"]
+
+
+def test_a_run_written_with_the_old_argument_names_still_resumes(tmp_path):
+    """`vocab_size` is now `vocabulary_size` (and `dropout_rate` `dropout`): a run directory
+    whose record has the old names (the dataset's model_kwargs of the old code) resumes, and
+    `zoo evaluate` reads it, instead of being refused as a different run."""
+    out = str(tmp_path / "run")
+    settings = dict(model="gru_classifier", dataset="copy_task", small=True, epochs=1,
+                    batch_size=8, verbose=0,
+                    dataset_kwargs={"delay": 3, "copy_length": 2, "num_train": 40,
+                                    "num_test": 8})
+    first = train(out=out, **settings)
+    path = os.path.join(out, records.RECORD_FILE)
+    with open(path, encoding="utf-8") as f:
+        record = json.load(f)
+    assert record["model_kwargs"]["vocabulary_size"] == 11  # 8 symbols + blank, delimiter, pad
+    # What the old code wrote: the same record under the old names.
+    record["model_kwargs"] = {("vocab_size" if k == "vocabulary_size" else k): v
+                              for k, v in record["model_kwargs"].items()}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1)
+    resumed = train(out=out, **settings)  # the finished run, from its checkpoint
+    assert [row["epoch"] for row in resumed.history] == [1]
+    assert resumed.history[0]["loss"] == first.history[0]["loss"]
+    metrics, dataset = evaluate_saved_model(out)  # with the record's dataset_kwargs
+    assert dataset == "copy_task"
+    assert metrics == pytest.approx(first.test_metrics)
+
+
+def test_records_are_read_with_the_new_argument_names(tmp_path):
+    from zoo.training.config import load_record
+    from zoo.training.predict import read_run_record
+
+    old = {"record_version": 1, "model": "vgg11",
+           "model_kwargs": {"dropout_rate": 0.3, "classes": 10},
+           "dataset_kwargs": {"vocab_size": 50, "sequence_length": 16}}
+    (tmp_path / "config.json").write_text(json.dumps(old), encoding="utf-8")
+    new = {"model_kwargs": {"dropout": 0.3, "classes": 10},
+           "dataset_kwargs": {"vocabulary_size": 50, "sequence_length": 16}}
+    for record in (load_record(str(tmp_path / "config.json")), read_run_record(str(tmp_path))):
+        assert {k: record[k] for k in new} == new and record["model"] == "vgg11"
+    # A `zoo tune` search record keeps the TrainConfig under "config".
+    search = {"config": {"model_kwargs": {"vocab_size": 9}, "dataset_kwargs": {}}, "trials": 2}
+    (tmp_path / "search.json").write_text(json.dumps(search), encoding="utf-8")
+    loaded = load_record(str(tmp_path / "search.json"))
+    assert loaded["config"]["model_kwargs"] == {"vocabulary_size": 9} and loaded["trials"] == 2
+    # A record with both names (never written, but unambiguous): the new name wins.
+    assert records.upgrade_record(
+        {"model_kwargs": {"dropout_rate": 0.1, "dropout": 0.2}})["model_kwargs"] == {"dropout": 0.2}

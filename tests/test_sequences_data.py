@@ -78,7 +78,7 @@ def test_copy_task_structure():
 
 def test_copy_task_splits_fit_a_per_step_model():
     splits = load_dataset("copy_task", delay=5, copy_length=3, num_train=16, num_test=4)
-    assert splits.model_kwargs == {"vocab_size": 11, "classes": 11, "return_sequences": True}
+    assert splits.model_kwargs == {"vocabulary_size": 11, "classes": 11, "return_sequences": True}
     assert splits.extras["baseline_cross_entropy"] == pytest.approx(3 * np.log(8) / 11)
     x, y = next(iter(splits.train.batch(4)))
     model = zoo.create_model("lstm_classifier", **splits.model_kwargs, units=4, embedding_dim=4)
@@ -90,12 +90,12 @@ def test_imdb_reviews_with_mocked_tfds(monkeypatch, tmp_path):
     calls, original = [], tfds.load
     monkeypatch.setattr(tfds, "load", lambda name, **kw: calls.append(kw) or original(name, **kw))
     with tfds.testing.mock_data(num_examples=24):
-        splits = load_dataset("imdb_reviews", vocab_size=50, sequence_length=16)
-        load_dataset("imdb_reviews", vocab_size=50, data_dir=str(tmp_path), download=False)
+        splits = load_dataset("imdb_reviews", vocabulary_size=50, sequence_length=16)
+        load_dataset("imdb_reviews", vocabulary_size=50, data_dir=str(tmp_path), download=False)
     assert [(c["download"], c["data_dir"]) for c in calls] == [(True, None), (False, str(tmp_path))]
     vocabulary = splits.extras["vocabulary"]
     assert vocabulary[:2] == ["", "[UNK]"]  # 0 = padding, 1 = out of vocabulary
-    assert splits.model_kwargs == {"vocab_size": len(vocabulary), "classes": 2}
+    assert splits.model_kwargs == {"vocabulary_size": len(vocabulary), "classes": 2}
     assert len(vocabulary) <= 50
     ids, labels = next(iter(splits.train.batch(24)))
     assert ids.shape == (24, 16) and ids.dtype.name == "int32"

@@ -40,7 +40,8 @@ def test_range_test_restores_the_state(tmp_path):
 
 
 def test_range_test_suggestion_trains_faster_than_a_hundredth_of_it(tmp_path, capsys):
-    result = find_learning_rate(out=str(tmp_path / "find"), verbose=1)
+    # Without the recipe's shifts: one epoch on shifted digits is too short to compare losses.
+    result = find_learning_rate(out=str(tmp_path / "find"), verbose=1, augment=False)
     printed = capsys.readouterr().out
     assert f"--lr {result.suggestion:.3g}" in printed and "falls fastest" in printed
     assert os.path.exists(tmp_path / "find" / "lr_find.png")
@@ -48,7 +49,8 @@ def test_range_test_suggestion_trains_faster_than_a_hundredth_of_it(tmp_path, ca
     final = {}
     for name, lr in (("suggested", result.suggestion), ("hundredth", result.suggestion / 100)):
         keras.utils.set_random_seed(0)
-        run = train(lr=lr, epochs=1, schedule="constant", out=str(tmp_path / name), **QUIET)
+        run = train(lr=lr, epochs=1, schedule="constant", augment=False,
+                    out=str(tmp_path / name), **QUIET)
         final[name] = run.history[-1]
     assert final["suggested"]["loss"] < 0.6 * final["hundredth"]["loss"]
     assert final["suggested"]["val_accuracy"] > final["hundredth"]["val_accuracy"] + 0.2

@@ -79,7 +79,35 @@ def test_tuning_data_holds_no_test_example():
 def test_tuning_candidates_start_with_the_recipe_and_are_reproducible():
     first = tuning.candidates("lenet5", 5, search_seed=0)
     assert first == tuning.candidates("lenet5", 5, search_seed=0)
-    assert len({str(c) for c in first}) == 6
+    assert len({str(c) for c in first}) == 7  # the recipe, its anchor variant, 5 draws
     import zoo
 
     assert first[0]["lr"] == zoo.model_info("lenet5").recipe.lr
+    assert first[1] == {**first[0], **tuning.ANCHORS["lenet5"][0]}
+
+
+def test_a_search_with_more_seeds_adds_them_and_chooses_among_its_own_candidates(
+        tmp_path, monkeypatch):
+    drawn = [{"lr": 1.0}, {"lr": 2.0}]
+    scores = {(1.0, 0): 0.90, (1.0, 1): 0.92, (1.0, 2): 0.91,
+              (2.0, 0): 0.95, (2.0, 1): 0.80, (2.0, 2): 0.80}
+    calls = []
+
+    def score(model, candidate, seed, small=False):
+        calls.append((candidate["lr"], seed))
+        return scores[(candidate["lr"], seed)], "val_accuracy"
+
+    monkeypatch.setattr(tuning, "RESULTS_DIR", str(tmp_path))
+    monkeypatch.setattr(tuning, "score", score)
+    monkeypatch.setattr(tuning, "candidates", lambda model, count, search_seed=0: drawn)
+    # An earlier search's candidate with a better mean over fewer seeds is not chosen.
+    tuning.save("m", {"candidates": [{"candidate": {"lr": 9.0}, "seeds": [0], "values": [1.0],
+                                      "mean": 1.0, "std": 0.0}]})
+    record = tuning.search("m", 1, seeds=(0,))
+    assert record["chosen"] == {"lr": 2.0}  # 0.95 against 0.90
+    record = tuning.search("m", 1, seeds=(0, 1, 2))
+    assert calls == [(1.0, 0), (2.0, 0), (1.0, 1), (1.0, 2), (2.0, 1), (2.0, 2)]
+    entry = next(e for e in record["candidates"] if e["candidate"] == {"lr": 1.0})
+    assert entry["seeds"] == [0, 1, 2] and entry["values"] == [0.90, 0.92, 0.91]
+    assert record["chosen"] == {"lr": 1.0}  # 0.91 against 0.85 over three seeds
+    assert len(record["candidates"]) == 3

@@ -63,6 +63,10 @@ def __getattr__(name):
         return getattr(importlib.import_module("zoo.registry"), name)
     if name in _OTHER_NAMES:
         return getattr(importlib.import_module(_OTHER_NAMES[name]), name)
+    if not name.startswith("_") and importlib.util.find_spec(f"zoo.{name}") is not None:
+        # `from zoo import listing`: Python asks this hook before importing the submodule;
+        # answering from the families would import all of them (and TensorFlow) for nothing.
+        return importlib.import_module(f"zoo.{name}")
     if not name.startswith("_"):
         for family in load_families():
             if name in family.__all__:

@@ -69,8 +69,10 @@ class Recipe:
         decay_factor: The step schedule's multiplier.
         warmup_epochs: Gradual linear warm-up, in epochs.
         label_smoothing: Label smoothing for classification losses (Szegedy et al. 2016).
-        augment: Use the dataset's training-time augmentation where it has one (e.g. random
-            crops and flips on CIFAR; never flips on digits).
+        augment: The dataset's training-time augmentation: True uses it where the dataset has
+            one, False never, None (the default) only where the dataset turns it on by default
+            (CIFAR's crops and flips; the digits' shifts are opt-in, chosen by LeNet-5's recipe
+            on validation). See `zoo.training.pipeline.augmentation`.
         epochs: Epochs of a full run.
         clip_norm: Global-norm gradient clipping, or None.
         paper_setting: One line: what the paper itself used.
@@ -89,7 +91,7 @@ class Recipe:
     decay_factor: float = 0.1
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
-    augment: bool = True
+    augment: bool | None = None
     epochs: int = 15
     clip_norm: float | None = None
     paper_setting: str = ""
@@ -105,6 +107,9 @@ class Recipe:
         check_number("label_smoothing", self.label_smoothing, low=0, high=1,
                      high_inclusive=False)
         check_number("clip_norm", self.clip_norm, low=0, low_inclusive=False, allow_none=True)
+        if self.augment not in (True, False, None):
+            raise ValueError(f"Argument `augment` must be True, False or None. "
+                             f"Received: augment={self.augment!r}")
 
     def fields(self):
         """The training fields (everything but the two descriptive lines), as a dict."""

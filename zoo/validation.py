@@ -25,6 +25,10 @@ SCHEDULES = ("constant", "step", "cosine")
 LR_SCALING_RULES = ("linear", "sqrt", "none")
 PRECISIONS = ("bfloat16", "float16")
 EXPORT_FORMATS = ("saved_model", "onnx", "litert")
+# Model and dataset arguments renamed to keras-hub's names, old -> new. A call with the old
+# name fails with a "Did you mean" naming the new one (`did_you_mean`); run and search
+# records written before the rename are read with the new names (`rename_arguments`).
+RENAMED_ARGUMENTS = {"dropout_rate": "dropout", "vocab_size": "vocabulary_size"}
 
 
 def is_int(value):
@@ -125,9 +129,30 @@ def closest(name, known, n=3, cutoff=0.5):
 
 
 def did_you_mean(name, known):
-    """" Did you mean 'x' or 'y'?" for the closest known names, or ""."""
+    """" Did you mean 'x' or 'y'?" for the closest known names, or "".
+
+    A renamed argument (`RENAMED_ARGUMENTS`) whose new name is known gets the new name.
+    """
+    known = [str(k) for k in known]
+    renamed = RENAMED_ARGUMENTS.get(str(name))
+    if renamed in known:
+        return f" Did you mean {renamed!r}? (`{name}` was renamed `{renamed}`.)"
     close = closest(name, known)
     return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def rename_arguments(kwargs):
+    """`kwargs` with the old names of `RENAMED_ARGUMENTS` replaced by the new ones (a copy;
+    a new name already present wins). For records written before the rename."""
+    if not isinstance(kwargs, dict):
+        return kwargs
+    renamed = {}
+    for key, value in kwargs.items():
+        new = RENAMED_ARGUMENTS.get(key)
+        if new is not None and new in kwargs:
+            continue
+        renamed[new or key] = value
+    return renamed
 
 
 def check_choice(name, value, allowed):

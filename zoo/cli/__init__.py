@@ -77,6 +77,9 @@ def main(argv=None):
         return 2
     try:
         return _run(args)
+    except BrokenPipeError:  # `zoo list | head`: the reader is gone, nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:  # also while TensorFlow loads: one line, no traceback
         resume = (" rerun the same command to resume from its last checkpoint (written at the "
                   "end of each epoch, and every N steps with --checkpoint-every N)."
@@ -88,7 +91,8 @@ def main(argv=None):
 def _run(args):
     from zoo.cli import quiet
 
-    quiet.import_tensorflow()
+    if args.command != "list":  # `zoo list` reads zoo/listing.json: no TensorFlow
+        quiet.import_tensorflow()
     if getattr(args, "cpu_replicas", None):  # train, lr-find, tune
         # Before anything touches TensorFlow's runtime: logical devices cannot be added later.
         from zoo.training.strategy import configure_cpu_replicas

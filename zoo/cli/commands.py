@@ -30,41 +30,40 @@ def format_shape(shape):
 
 
 def list_command(args):
-    from zoo import registry
-    from zoo.data import base as data_base
+    # The committed listing, not the registries: listing models this way loads no TensorFlow.
+    from zoo import listing
 
     pretrained = getattr(args, "pretrained", False)
     last = "weights (top-1)" if pretrained else "default dataset"
     rows = [("model", "task", "paper", "input", "params", last)]
-    names = registry.list_models(args.pattern, task=args.task, pretrained=pretrained)
-    if not names and args.pattern is not None:
+    models = listing.models(args.pattern, task=args.task, pretrained=pretrained)
+    if not models and args.pattern is not None:
         from zoo.validation import did_you_mean
 
-        known = registry.list_models(task=args.task, pretrained=pretrained)
+        known = [row["name"] for row in listing.models(task=args.task, pretrained=pretrained)]
         raise ValueError(
             f"PATTERN {args.pattern!r} matches no model"
             + (f" of task {args.task!r}" if args.task else "")
             + f".{did_you_mean(args.pattern.strip('*?'), known)} Wildcards: 'resnet*', "
             "'*lstm*'; `zoo list` shows every model."
         )
-    for name in names:
-        info = registry.model_info(name)
-        params = f"{info.params:,}" if info.params is not None else "-"
+    for row in models:
+        params = f"{row['params']:,}" if row["params"] is not None else "-"
         if pretrained:
-            entry = info.weights["imagenet"]
-            column = f"imagenet: {entry.source} ({entry.top1:g}%)"
+            entry = row["weights"]["imagenet"]
+            column = f"imagenet: {entry['source']} ({entry['top1']:g}%)"
         else:
-            column = info.default_dataset or "-"
-        rows.append((name, info.task, f"{info.paper.authors} {info.paper.year}",
-                     format_shape(info.default_input_shape), params, column))
+            column = row["default_dataset"] or "-"
+        rows.append((row["name"], row["task"], row["paper"], format_shape(row["input"]),
+                     params, column))
     _print_table(rows)
     if pretrained:
         return 0
     print()
     rows = [("dataset", "task", "offline", "summary")]
-    for name in data_base.list_datasets(task=args.task):
-        entry = data_base.dataset_entry(name)
-        rows.append((name, entry.task, "yes" if entry.offline else "no", entry.summary))
+    for row in listing.datasets(task=args.task):
+        rows.append((row["name"], row["task"], "yes" if row["offline"] else "no",
+                     row["summary"]))
     _print_table(rows)
     return 0
 
@@ -85,8 +84,10 @@ def describe_recipe(recipe):
     if recipe.schedule == "step":
         parts.append(f"x{recipe.decay_factor:g} at {', '.join(f'{m:g}' for m in recipe.milestones)}"
                      " of training")
-    if not recipe.augment:
+    if recipe.augment is False:
         parts.append("no augmentation")
+    elif recipe.augment:
+        parts.append("the dataset's augmentation (also opt-in ones: the digits' shifts)")
     return ", ".join(parts)
 
 

@@ -182,6 +182,9 @@ def _add_train(commands):
     recipe.add_argument("--label-smoothing", type=fraction, help="in [0, 1)")
     recipe.add_argument("--no-augment", dest="augment", action="store_const", const=False,
                         help="skip the dataset's training-time augmentation")
+    recipe.add_argument("--augment", dest="augment", action="store_const", const=True,
+                        help="use the dataset's augmentation also where it is opt-in (the "
+                        "digits' random shifts); default: the recipe's choice")
     recipe.add_argument("--clip-norm", type=non_negative_float,
                         help="global-norm gradient clipping (default: the recipe's, else 1.0 "
                         "for sequence tasks; 0 turns it off)")

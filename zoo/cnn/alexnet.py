@@ -162,7 +162,7 @@ def _alexnet(
     classifier_activation="softmax",
     name=None,
     activation="relu",
-    dropout_rate=0.5,
+    dropout=0.5,
     dropout_scaling="inverted",
 ):
     """Build `variant`, "alexnet" or "zfnet" (see the module docstring for both).
@@ -181,7 +181,7 @@ def _alexnet(
             or another Keras activation.
         name: Model name (default: the variant's name).
         activation: Hidden activation: a Keras activation name, "shifted_relu" or a callable.
-        dropout_rate: Dropout after fc6 and fc7 (the papers' 0.5).
+        dropout: Dropout rate after fc6 and fc7 (the papers' 0.5).
         dropout_scaling: "inverted" (default), "inference" (AlexNet's: multiply outputs by
             1 - rate at test time) or "none"; see `zoo.layers.ScaledDropout`.
 
@@ -193,7 +193,7 @@ def _alexnet(
             (none exist), or any other invalid argument.
     """
     spec = VARIANTS[variant].spec
-    dropout = (dropout_rate, dropout_scaling)
+    dropout_spec = (dropout, dropout_scaling)
     common.check_arguments(
         variant,
         include_top=include_top,
@@ -202,7 +202,7 @@ def _alexnet(
         classes=classes,
         classifier_activation=classifier_activation,
         activation=activation,
-        dropout=dropout,
+        dropout_spec=dropout_spec,
     )
     image, inputs, _ = common.model_input(
         input_tensor,
@@ -230,7 +230,7 @@ def _alexnet(
     if include_top:
         x = keras.layers.Flatten(name="flatten")(x)
         for fc in ("fc6", "fc7"):
-            x = common.fully_connected(x, 4096, activation, dropout, name=fc)
+            x = common.fully_connected(x, 4096, activation, dropout_spec, name=fc)
         x = common.classifier_output(x, classes, classifier_activation)
     else:
         x = common.global_pool(x, pooling)

@@ -111,7 +111,7 @@ def _alexnet_owt(
     classifier_activation="softmax",
     name=None,
     activation="relu",
-    dropout_rate=0.5,
+    dropout=0.5,
     dropout_scaling="inverted",
 ):
     """Build torchvision's AlexNet (see the module docstring).
@@ -129,7 +129,7 @@ def _alexnet_owt(
             or another Keras activation.
         name: Model name (default: the variant's name).
         activation: Hidden activation: a Keras activation name, "shifted_relu" or a callable.
-        dropout_rate: Dropout before fc6 and before fc7 (torchvision's 0.5).
+        dropout: Dropout rate before fc6 and before fc7 (torchvision's 0.5).
         dropout_scaling: "inverted", "inference" or "none"; see `layers.ScaledDropout`.
 
     Returns:
@@ -147,7 +147,7 @@ def _alexnet_owt(
         classes=classes,
         classifier_activation=classifier_activation,
         activation=activation,
-        dropout=(dropout_rate, dropout_scaling),
+        dropout_spec=(dropout, dropout_scaling),
     )
     image, inputs, _ = common.model_input(
         input_tensor,
@@ -176,7 +176,7 @@ def _alexnet_owt(
         x = AdaptiveAveragePooling(POOLED_SIZE, name="avgpool")(x)
         x = keras.layers.Flatten(name="flatten")(x)
         for fc in ("fc6", "fc7"):
-            x = common.dropout(x, dropout_rate, dropout_scaling, name=f"{fc}_dropout")
+            x = common.dropout(x, dropout, dropout_scaling, name=f"{fc}_dropout")
             x = keras.layers.Dense(
                 4096, kernel_initializer=common.hidden_dense_initializer(), name=fc
             )(x)

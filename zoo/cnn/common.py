@@ -5,7 +5,7 @@ helpers, so that all models accept the same `keras.applications`-style arguments
 ones with the same messages:
 
     include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation,
-    name, activation (+ dropout_rate, dropout_scaling where the paper uses dropout)
+    name, activation (+ dropout, dropout_scaling where the paper uses dropout)
 
 Stage outputs: every model marks the end of each stage with an identity layer named
 `stage1`, `stage2`, ... so that `zoo.features(model, ["stage3", "stage4"])` works whatever the
@@ -124,9 +124,9 @@ def check_classifier_activation(classifier_activation):
         ) from error
 
 
-def check_dropout(dropout_rate, dropout_scaling):
-    """`dropout_rate` in [0, 1) and `dropout_scaling` one of `DROPOUT_SCALINGS`."""
-    check_rate("dropout_rate", dropout_rate)
+def check_dropout(dropout, dropout_scaling):
+    """`dropout` (the rate) in [0, 1) and `dropout_scaling` one of `DROPOUT_SCALINGS`."""
+    check_rate("dropout", dropout)
     check_choice("dropout_scaling", dropout_scaling, DROPOUT_SCALINGS)
 
 
@@ -171,7 +171,7 @@ def check_arguments(
     classifier_activation,
     activation,
     imagenet=None,
-    dropout=None,
+    dropout_spec=None,
 ):
     """The checks every CNN builder runs first, in one call.
 
@@ -181,15 +181,16 @@ def check_arguments(
             builder's keras.applications-style arguments.
         imagenet: Whether `weights="imagenet"` exists for this model; None: whether the
             weights catalog has `model_name`.
-        dropout: `(dropout_rate, dropout_scaling)` for models with dropout, else None.
+        dropout_spec: `(dropout, dropout_scaling)` (the builder's rate and scaling) for
+            models with dropout, else None.
     """
     check_bool("include_top", include_top)
     check_classes(classes)
     check_pooling(pooling)
     check_activation(activation)
     check_classifier_activation(classifier_activation)
-    if dropout is not None:
-        check_dropout(*dropout)
+    if dropout_spec is not None:
+        check_dropout(*dropout_spec)
     check_weights(
         weights, include_top=include_top, classes=classes, imagenet=imagenet, model_name=model_name
     )
@@ -300,18 +301,19 @@ def classifier_output(x, classes, classifier_activation, name="predictions", log
     return keras.layers.Activation(classifier_activation, dtype="float32", name=name)(x)
 
 
-def fully_connected(x, units, activation, dropout, name, kernel_initializer=None):
+def fully_connected(x, units, activation, dropout_spec, name, kernel_initializer=None):
     """A hidden fully connected layer of a VGG/AlexNet-style top: Dense -> activation ->
     dropout, named `name`, `name_act`, `name_dropout`.
 
     Args:
-        dropout: `(rate, scaling)` for `zoo.layers.ScaledDropout`.
+        dropout_spec: `(rate, scaling)` for `zoo.layers.ScaledDropout`.
         kernel_initializer: None for `hidden_dense_initializer()` (He).
     """
     initializer = kernel_initializer or hidden_dense_initializer()
     x = keras.layers.Dense(units, kernel_initializer=initializer, name=name)(x)
     x = zoo_layers.activation_layer(activation, name=f"{name}_act")(x)
-    return zoo_layers.ScaledDropout(dropout[0], scaling=dropout[1], name=f"{name}_dropout")(x)
+    rate, scaling = dropout_spec
+    return zoo_layers.ScaledDropout(rate, scaling=scaling, name=f"{name}_dropout")(x)
 
 
 def global_pool(x, pooling):

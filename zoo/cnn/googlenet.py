@@ -111,7 +111,7 @@ def googlenet(
     classifier_activation="softmax",
     name="googlenet",
     activation="relu",
-    dropout_rate=0.4,
+    dropout=0.4,
     dropout_scaling="inverted",
     auxiliary_classifiers=False,
 ):
@@ -156,7 +156,7 @@ def googlenet(
         name: Model name.
         activation: Activation after every convolution: a Keras activation name,
             "shifted_relu" or a callable.
-        dropout_rate: Dropout before the classifier (the paper's 0.4).
+        dropout: Dropout rate before the classifier (the paper's 0.4).
         dropout_scaling: "inverted", "inference" or "none"; see `zoo.layers.ScaledDropout`.
         auxiliary_classifiers: Add the two training-time side classifiers (needs
             include_top=True).
@@ -176,7 +176,7 @@ def googlenet(
         classes=classes,
         classifier_activation=classifier_activation,
         activation=activation,
-        dropout=(dropout_rate, dropout_scaling),
+        dropout_spec=(dropout, dropout_scaling),
     )
     check_bool("auxiliary_classifiers", auxiliary_classifiers)
     if auxiliary_classifiers and not include_top:
@@ -216,7 +216,7 @@ def googlenet(
     if not include_top:
         return common.finish(inputs, common.global_pool(x, pooling), name, weights)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    x = common.dropout(x, dropout_rate, dropout_scaling, name="dropout")
+    x = common.dropout(x, dropout, dropout_scaling, name="dropout")
     outputs = common.classifier_output(x, classes, classifier_activation)
     if auxiliary_classifiers:
         outputs = [outputs] + [

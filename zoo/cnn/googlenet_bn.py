@@ -125,7 +125,7 @@ def _googlenet_bn(
     classifier_activation="softmax",
     name=None,
     activation="relu",
-    dropout_rate=0.2,
+    dropout=0.2,
     dropout_scaling="inverted",
 ):
     """Build torchvision's GoogLeNet (see the module docstring).
@@ -143,7 +143,7 @@ def _googlenet_bn(
         name: Model name (default: the variant's name).
         activation: Activation after every batch norm: a Keras activation name,
             "shifted_relu" or a callable.
-        dropout_rate: Dropout before the classifier (torchvision's 0.2).
+        dropout: Dropout rate before the classifier (torchvision's 0.2).
         dropout_scaling: "inverted", "inference" or "none"; see `layers.ScaledDropout`.
 
     Returns:
@@ -161,7 +161,7 @@ def _googlenet_bn(
         classes=classes,
         classifier_activation=classifier_activation,
         activation=activation,
-        dropout=(dropout_rate, dropout_scaling),
+        dropout_spec=(dropout, dropout_scaling),
     )
     image, inputs, _ = common.model_input(
         input_tensor,
@@ -188,7 +188,7 @@ def _googlenet_bn(
             x = common.stage(x, int(module[0]))
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = common.dropout(x, dropout_rate, dropout_scaling, name="dropout")
+        x = common.dropout(x, dropout, dropout_scaling, name="dropout")
         x = common.classifier_output(x, classes, classifier_activation)
     else:
         x = common.global_pool(x, pooling)

@@ -139,7 +139,7 @@ def _vgg(
     classifier_activation="softmax",
     name=None,
     activation="relu",
-    dropout_rate=0.5,
+    dropout=0.5,
     dropout_scaling="inverted",
 ):
     """Build VGG `variant` (a key of `VARIANTS`).
@@ -167,7 +167,7 @@ def _vgg(
             or another Keras activation.
         name: Model name (default: the variant's name).
         activation: Hidden activation: Keras name, "shifted_relu" or a callable.
-        dropout_rate: Dropout after fc1 and fc2 (the paper's 0.5).
+        dropout: Dropout rate after fc1 and fc2 (the paper's 0.5).
         dropout_scaling: "inverted", "inference" or "none" (see `zoo.layers.ScaledDropout`).
 
     Returns:
@@ -179,7 +179,7 @@ def _vgg(
     """
     row = VARIANTS[variant]
     spec = row.spec
-    dropout = (dropout_rate, dropout_scaling)
+    dropout_spec = (dropout, dropout_scaling)
     common.check_arguments(
         variant,
         include_top=include_top,
@@ -188,7 +188,7 @@ def _vgg(
         classes=classes,
         classifier_activation=classifier_activation,
         activation=activation,
-        dropout=dropout,
+        dropout_spec=dropout_spec,
     )
     image, inputs, shape = common.model_input(
         input_tensor,
@@ -224,7 +224,7 @@ def _vgg(
         # torchvision's N(0, 0.01) with batch norm, He without (see zoo.cnn.common).
         initializer = common.classifier_initializer() if spec.batch_norm else None
         for fc in ("fc1", "fc2"):
-            x = common.fully_connected(x, 4096, activation, dropout, fc, initializer)
+            x = common.fully_connected(x, 4096, activation, dropout_spec, fc, initializer)
         x = common.classifier_output(x, classes, classifier_activation)
     else:
         x = common.global_pool(x, pooling)

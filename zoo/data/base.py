@@ -24,7 +24,7 @@ class DatasetSplits:
         task: The registry task it serves (see `zoo.registry.TASKS`).
         model_kwargs: Arguments that make a model of that task fit this data, passed to
             `zoo.create_model` (e.g. `{"input_shape": (8, 8, 1), "classes": 10}` or
-            `{"vocab_size": 20000, "classes": 2}`).
+            `{"vocabulary_size": 20000, "classes": 2}`).
         num_train: Number of training examples (for steps per epoch), if known.
         num_test: Number of test examples, if known.
         extras: Anything else a model needs (e.g. a caption tokenizer).

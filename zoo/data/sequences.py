@@ -171,7 +171,7 @@ def copy_task(delay=100, copy_length=10, num_symbols=8, num_train=10000, num_tes
     """
     train = copy_task_arrays(num_train, delay, copy_length, num_symbols, seed=seed)
     test = copy_task_arrays(num_test, delay, copy_length, num_symbols, seed=seed + 1_000_003)
-    vocab_size = num_symbols + 3
+    vocabulary_size = num_symbols + 3
     length = 2 * copy_length + delay
     return DatasetSplits(
         name="copy_task",
@@ -179,8 +179,8 @@ def copy_task(delay=100, copy_length=10, num_symbols=8, num_train=10000, num_tes
         test=tf.data.Dataset.from_tensor_slices(test),
         task="sequence-classification",
         model_kwargs={
-            "vocab_size": vocab_size,
-            "classes": vocab_size,
+            "vocabulary_size": vocabulary_size,
+            "classes": vocabulary_size,
             "return_sequences": True,
         },
         num_train=num_train,
@@ -203,7 +203,7 @@ def copy_task(delay=100, copy_length=10, num_symbols=8, num_train=10000, num_tes
     offline=False,
 )
 def imdb_reviews(
-    vocab_size=20000,
+    vocabulary_size=20000,
     sequence_length=200,
     data_dir=None,
     adapt_examples=25000,
@@ -212,12 +212,12 @@ def imdb_reviews(
     """IMDB sentiment reviews through `tensorflow_datasets`, tokenized to fixed-length ids.
 
     A `keras.layers.TextVectorization` (lower-case, punctuation stripped, at most
-    `vocab_size` ids; 0 = padding, 1 = out of vocabulary) is adapted on the training texts;
+    `vocabulary_size` ids; 0 = padding, 1 = out of vocabulary) is adapted on the training texts;
     reviews are truncated or padded at the end to `sequence_length` ids. Padding is masked by
     the zoo's sequence models.
 
     Args:
-        vocab_size: Maximum number of ids, padding and OOV included.
+        vocabulary_size: Maximum number of ids, padding and OOV included.
         sequence_length: Number of ids per review.
         data_dir: tfds data directory (default: tfds' own).
         adapt_examples: Number of training reviews the vocabulary is built from.
@@ -226,12 +226,12 @@ def imdb_reviews(
 
     Returns:
         `DatasetSplits` with elements `(ids (sequence_length,) int32, label () int64)`,
-        `model_kwargs={"vocab_size": <vocabulary size>, "classes": 2}` and the vocabulary
+        `model_kwargs={"vocabulary_size": <vocabulary size>, "classes": 2}` and the vocabulary
         in `extras["vocabulary"]`.
     """
     import keras
 
-    _check_positive_int("vocab_size", vocab_size, minimum=3)
+    _check_positive_int("vocabulary_size", vocabulary_size, minimum=3)
     _check_positive_int("sequence_length", sequence_length)
     _check_positive_int("adapt_examples", adapt_examples)
     (train, test), info = load_tfds(
@@ -242,7 +242,7 @@ def imdb_reviews(
         download=download,
     )
     vectorize = keras.layers.TextVectorization(
-        max_tokens=vocab_size,
+        max_tokens=vocabulary_size,
         output_mode="int",
         output_sequence_length=sequence_length,
     )
@@ -260,7 +260,7 @@ def imdb_reviews(
         train=prepare(train),
         test=prepare(test),
         task="sequence-classification",
-        model_kwargs={"vocab_size": len(vocabulary), "classes": 2},
+        model_kwargs={"vocabulary_size": len(vocabulary), "classes": 2},
         num_train=tfds_num_examples(info, "train", train),
         num_test=tfds_num_examples(info, "test", test),
         extras={"vocabulary": vocabulary, "sequence_length": sequence_length},

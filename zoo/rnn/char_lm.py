@@ -106,7 +106,7 @@ class CharLanguageModel(keras.Model):
         training: Whether dropout is active.
 
     Returns (call):
-        (batch, time, vocab_size) next-character probabilities (or logits).
+        (batch, time, vocabulary_size) next-character probabilities (or logits).
 
     Raises:
         ValueError: for an empty vocabulary, unknown cell type, non-positive sizes or rates
@@ -142,13 +142,13 @@ class CharLanguageModel(keras.Model):
         self.units = units
         self.num_layers = num_layers
         self.embedding_dim = embedding_dim
-        self.dropout_rate = dropout
+        self.dropout = dropout
         self.recurrent_dropout = recurrent_dropout
         self.classifier_activation = classifier_activation
         self._char_to_id = {c: FIRST_CHAR_ID + i for i, c in enumerate(self.vocabulary)}
 
         self.embedding = keras.layers.Embedding(
-            self.vocab_size, embedding_dim, mask_zero=True, name="embedding"
+            self.vocabulary_size, embedding_dim, mask_zero=True, name="embedding"
         )
         self.recurrent_layers = [
             recurrent_layer(
@@ -163,7 +163,7 @@ class CharLanguageModel(keras.Model):
             for i in range(num_layers)
         ]
         self.head_dropout = keras.layers.Dropout(dropout, name="head_dropout")
-        self.logits_layer = keras.layers.Dense(self.vocab_size, name="logits")
+        self.logits_layer = keras.layers.Dense(self.vocabulary_size, name="logits")
         # Only a softmax head gets the layer, so `model.layers[-1]` tells what the output is.
         self.softmax = (
             layers.StableSoftmax(dtype="float32", name="predictions")
@@ -173,7 +173,7 @@ class CharLanguageModel(keras.Model):
         self.build((None, None))
 
     @property
-    def vocab_size(self):
+    def vocabulary_size(self):
         """Number of ids: the characters plus padding and unknown."""
         return len(self.vocabulary) + FIRST_CHAR_ID
 
@@ -216,7 +216,7 @@ class CharLanguageModel(keras.Model):
             states: Per layer, the list of its states (`initial_states` or a prompt's).
 
         Returns:
-            `(logits [B, vocab_size], new states)`.
+            `(logits [B, vocabulary_size], new states)`.
         """
         # A plain lookup: a generated character is never padding, so no mask is attached.
         x = ops.take(self.embedding.embeddings, ops.cast(tokens, "int32"), axis=0)
@@ -356,7 +356,7 @@ class CharLanguageModel(keras.Model):
             "units": self.units,
             "num_layers": self.num_layers,
             "embedding_dim": self.embedding_dim,
-            "dropout": self.dropout_rate,
+            "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
             "classifier_activation": self.classifier_activation,
         }

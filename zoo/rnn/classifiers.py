@@ -4,7 +4,7 @@ One private builder, `_sequence_model`, documents every argument; each public mo
 short function over it, and `VARIANTS` holds what differs (cell, defaults, paper, parameter
 count, recipe). One convention for the whole family:
 
-    inputs --(vocab_size: Embedding with id 0 = padding, masked)
+    inputs --(vocabulary_size: Embedding with id 0 = padding, masked)
            --(input_dim:  Masking(mask_value) + a per-step Dense projection)
     -> num_layers recurrent layers (optionally Bidirectional)
     -> Dropout -> Dense "logits" -> StableSoftmax (float32), or logits, or (classes=None)
@@ -37,7 +37,7 @@ from zoo.registry import Paper, Recipe, Variant, register_variant
 from zoo.rnn.cells import CELL_TYPES, check_cell_type, recurrent_layer  # noqa: F401
 from zoo.validation import check_bool, check_choice, check_int, check_rate
 
-DEFAULT_VOCAB_SIZE = 20000
+DEFAULT_VOCABULARY_SIZE = 20000
 
 _ELMAN = Paper(
     "Elman",
@@ -107,7 +107,7 @@ class SequenceSpec(typing.NamedTuple):
 
 _CLASSIFIER = {"classes": 2}
 _REGRESSOR = {"classes": None, "input_dim": 2}
-_CLASSIFIER_SMALL = {"vocab_size": 20, "embedding_dim": 8, "units": 8, "classes": 3}
+_CLASSIFIER_SMALL = {"vocabulary_size": 20, "embedding_dim": 8, "units": 8, "classes": 3}
 _REGRESSOR_SMALL = {"units": 32, "embedding_dim": 16}
 
 
@@ -208,7 +208,7 @@ def _cell_options(cell, given):
 def _sequence_model(
     variant,
     *,
-    vocab_size=None,
+    vocabulary_size=None,
     input_dim=None,
     classes=None,
     units=128,
@@ -243,9 +243,9 @@ def _sequence_model(
 
     Args:
         variant: A key of `VARIANTS` ("lstm_classifier", "gru_regressor", ...).
-        vocab_size: Number of token ids for integer inputs of shape (batch, time); id 0 is
+        vocabulary_size: Number of token ids for integer inputs of shape (batch, time); id 0 is
             padding and is masked. Give this or `input_dim`; if neither is given,
-            vocab_size=20000 (classifiers) or input_dim=2 (regressors).
+            vocabulary_size=20000 (classifiers) or input_dim=2 (regressors).
         input_dim: Number of real-valued features per step, for inputs of shape
             (batch, time, input_dim). Steps whose features all equal `mask_value` are padding.
         classes: Number of classes (>= 2); None makes a regressor with one linear output
@@ -278,21 +278,21 @@ def _sequence_model(
         A functional `keras.Model`.
 
     Raises:
-        ValueError: for non-positive sizes, rates outside [0, 1), both `vocab_size` and
+        ValueError: for non-positive sizes, rates outside [0, 1), both `vocabulary_size` and
             `input_dim`, `classes` on a regressor, or an option of another cell type.
     """
     cell = VARIANTS[variant].spec.cell
     options = _cell_options(
         cell, {"irnn": irnn, "unit_forget_bias": unit_forget_bias, "reset_after": reset_after}
     )
-    if vocab_size is not None and input_dim is not None:
+    if vocabulary_size is not None and input_dim is not None:
         raise ValueError(
-            "Give either `vocab_size` (token ids) or `input_dim` (real-valued features), not "
-            f"both. Received: vocab_size={vocab_size!r}, input_dim={input_dim!r}"
+            "Give either `vocabulary_size` (token ids) or `input_dim` (real-valued features), "
+            f"not both. Received: vocabulary_size={vocabulary_size!r}, input_dim={input_dim!r}"
         )
-    if vocab_size is None and input_dim is None:
-        vocab_size = DEFAULT_VOCAB_SIZE
-    check_int("vocab_size", vocab_size, minimum=2, allow_none=True)  # id 0 is padding
+    if vocabulary_size is None and input_dim is None:
+        vocabulary_size = DEFAULT_VOCABULARY_SIZE
+    check_int("vocabulary_size", vocabulary_size, minimum=2, allow_none=True)  # id 0 is padding
     check_int("input_dim", input_dim, allow_none=True)
     check_int("classes", classes, minimum=2, allow_none=True)
     check_int("sequence_length", sequence_length, allow_none=True)
@@ -305,11 +305,11 @@ def _sequence_model(
     check_bool("return_sequences", return_sequences)
     check_choice("classifier_activation", classifier_activation, ("softmax", None))
 
-    if vocab_size is not None:
+    if vocabulary_size is not None:
         inputs = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
-        x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(
-            inputs
-        )
+        x = keras.layers.Embedding(
+            vocabulary_size, embedding_dim, mask_zero=True, name="embedding"
+        )(inputs)
     else:
         inputs = keras.Input(shape=(sequence_length, input_dim), name="features")
         x = inputs
@@ -352,7 +352,7 @@ def _build(variant, kwargs):
             f"{variant} has one linear output: argument `classes` must be None (use the "
             f"*_classifier models for classes). Received: classes={arguments['classes']!r}"
         )
-    if "vocab_size" in kwargs and "input_dim" not in kwargs:
+    if "vocabulary_size" in kwargs and "input_dim" not in kwargs:
         arguments.pop("input_dim", None)  # token ids replace the default features
     return _sequence_model(variant, **arguments)
 

@@ -2,7 +2,9 @@
 
 * `TrainConfig`: every option. The fields a `zoo.registry.Recipe` covers default to None,
   meaning "from the model's recipe"; a value given overrides the recipe.
-* `resolve_recipe`: the settings a run uses, and where each came from.
+* `resolve`: every decision about a run taken once (names, recipe, fine-tuning recipe,
+  precision, run directory) into a `ResolvedRun` that the engine and the tuning tools only
+  read; `resolve_recipe` is its recipe part: the settings a run uses, and where each came from.
 * The run record (`config.json` in the run directory): everything that changes the
   trajectory, written when a run starts and compared when it resumes. A rerun with another
   learning rate, schedule, epoch count, model option... is refused with one message listing
@@ -16,7 +18,7 @@ import os
 from zoo import registry
 from zoo.training.finetune import check_finetune_config
 from zoo.training.precision import normalize_precision
-from zoo.training.records import write_text_atomic
+from zoo.training.records import upgrade_record, write_text_atomic
 from zoo.validation import LR_SCALING_RULES, check_bool, check_choice, check_int, check_number
 
 RECORD_VERSION = 1
@@ -190,7 +192,6 @@ def check_config(config):
     check_int("checkpoint_every", config.checkpoint_every, allow_none=True)
     check_int("seed", config.seed, minimum=0)
     check_int("steps_per_execution", config.steps_per_execution, allow_none=True)
-    normalize_precision(config.mixed_precision)
     check_bool("sync_batchnorm", config.sync_batchnorm)
     check_int("verbose", config.verbose, minimum=0, maximum=2)
     check_bool("diagnostics", config.diagnostics)
@@ -202,6 +203,57 @@ def check_config(config):
             raise TypeError(
                 f"Argument `{name}` must be a dict. Received: {name}={getattr(config, name)!r}"
             )
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedRun:
+    """A run's settings, resolved once by `resolve`; the rest of the engine only reads them.
+
+    Attributes:
+        config: The `TrainConfig`, its model and dataset names made canonical.
+        info: The model's `ModelInfo` (with the family's fine-tuning recipe under --weights).
+        entry: The dataset's `DatasetEntry`.
+        settings: Every recipe field's value (`resolve_recipe`).
+        sources: Where each came from ("set", "recipe", ...).
+        precision: None, "bfloat16" or "float16" (`normalize_precision`).
+        run_dir: The absolute run directory.
+    """
+
+    config: TrainConfig
+    info: object
+    entry: object
+    settings: dict
+    sources: dict
+    precision: str | None
+    run_dir: str
+
+
+def resolve(config=None, **overrides):
+    """Check a run's options and take every decision that follows from them, once.
+
+    Args:
+        config: A `TrainConfig` (None: the defaults).
+        **overrides: Fields of `TrainConfig` to replace.
+
+    Returns:
+        `ResolvedRun`.
+
+    Raises:
+        ValueError: for bad options, unknown names, or a model and dataset of different tasks.
+    """
+    from zoo.training import build, finetune  # they import TensorFlow
+
+    config = dataclasses.replace(config or TrainConfig(), **overrides)
+    check_config(config)
+    policy = normalize_precision(config.mixed_precision)  # also its argument check
+    info, entry = build.resolve_names(config.model, config.dataset)
+    config.model, config.dataset = info.name, entry.name
+    info = finetune.adjust_info(info, config)  # --weights: the family's fine-tuning recipe
+    settings, sources = resolve_recipe(config, info)
+    run_dir = os.path.abspath(config.out or os.path.join("runs", f"{info.name}-{entry.name}"))
+    return ResolvedRun(config=config, info=info, entry=entry, settings=settings,
+                       sources=sources, precision=policy,
+                       run_dir=run_dir)
 
 
 def resolve_recipe(config, info):
@@ -278,12 +330,13 @@ def save_record(path, record):
 
 
 def load_record(path):
-    """The saved record, or None when there is none."""
+    """The saved record, or None when there is none; arguments saved under their old names
+    (`zoo.validation.RENAMED_ARGUMENTS`) are read with the new ones."""
     if not os.path.exists(path):
         return None
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            return upgrade_record(json.load(f))
     except ValueError as error:  # not JSON, or not UTF-8: a damaged file, named
         raise ValueError(
             f"The run record {path} is damaged ({type(error).__name__}: {error}). Pass "

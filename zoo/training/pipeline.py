@@ -115,6 +115,24 @@ def hold_out_validation(dataset, num_examples=None):
     return train, validation, num_examples - num_validation, num_validation
 
 
+def augmentation(setting, extras):
+    """The training-time augmentation a run applies, or None.
+
+    Args:
+        setting: The recipe's `augment`: True (the dataset's augmentation, where it has one),
+            False (none), or None (the dataset's only if it is on by default: CIFAR's crops
+            and flips are, the digits' shifts are opt-in).
+        extras: The dataset's `DatasetSplits.extras` ("augment": the function,
+            "augment_by_default": False for an opt-in one).
+    """
+    function = extras.get("augment")
+    if function is None or setting is False:
+        return None
+    if setting is None and not extras.get("augment_by_default", True):
+        return None
+    return function
+
+
 def epoch_seed(seed, epoch):
     """The shuffle/augmentation seed of one epoch: a pure function of (seed, epoch)."""
     return int((seed * 1_000_003 + epoch * 7_919 + 17) % (2**31 - 1))

@@ -19,7 +19,13 @@ import os
 
 import numpy as np
 
-from zoo.training.records import BEST_FILE, MODEL_FILE, RECORD_FILE, write_text_atomic
+from zoo.training.records import (
+    BEST_FILE,
+    MODEL_FILE,
+    RECORD_FILE,
+    upgrade_record,
+    write_text_atomic,
+)
 from zoo.training.task import infer_outputs
 
 MODEL_FILES = (MODEL_FILE, BEST_FILE)
@@ -65,7 +71,7 @@ def read_run_record(run_dir):
     record = {}
     path = os.path.join(run_dir, RECORD_FILE)
     if os.path.isfile(path):
-        record.update(_read_json(path))
+        record.update(upgrade_record(_read_json(path)))
     data_path = os.path.join(run_dir, DATA_RECORD)
     if os.path.isfile(data_path):
         record["data"] = _read_json(data_path)

@@ -29,6 +29,8 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
+from zoo.validation import rename_arguments
+
 HISTORY_FILE = "history.csv"
 RECORD_FILE = "config.json"
 MODEL_FILE = "model.keras"
@@ -39,6 +41,21 @@ LOG_DIR = "logs"
 EXPORT_FILES = ("saved_model", "model.onnx", "model.tflite")
 # Columns that are neither training metrics nor split metrics.
 BOOKKEEPING = ("epoch", "lr", "global_batch", "seconds")
+
+
+def upgrade_record(record):
+    """A run record (`config.json`) or search record as the current code writes it: model and
+    dataset arguments saved under their old names (`zoo.validation.RENAMED_ARGUMENTS`, e.g.
+    `vocab_size`) get their new names, so a run directory of the old code still resumes."""
+    if not isinstance(record, dict):
+        return record
+    record = dict(record)
+    for key in ("model_kwargs", "dataset_kwargs"):
+        if key in record:
+            record[key] = rename_arguments(record[key])
+    if isinstance(record.get("config"), dict):  # a `zoo tune` search record
+        record["config"] = upgrade_record(record["config"])
+    return record
 
 
 class DiskFull(ValueError):

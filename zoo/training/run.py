@@ -17,7 +17,6 @@ chief writes these shared files; worker N keeps its checkpoints, its copy of the
 final model in `worker-N/`.
 """
 
-import dataclasses
 import math
 import os
 import tempfile
@@ -30,20 +29,19 @@ from zoo.training import build, checkpoint, finetune, precision, records
 from zoo.training.caption_metrics import CaptionMetrics
 from zoo.training.config import (
     DEFAULT_STEPS_PER_EXECUTION,
-    TrainConfig,
     TrainingDiverged,
     TrainResult,
-    check_config,
     describe_recipe,
     load_record,
     record_differences,
-    resolve_recipe,
+    resolve,
     run_record,
     save_record,
 )
 from zoo.training.epochs import Callbacks, train_epochs
 from zoo.training.lock import RunDirectoryLock
 from zoo.training.pipeline import (
+    augmentation,
     evaluation_batches,
     maybe_cache,
     shuffle_buffer,
@@ -123,15 +121,9 @@ def train(config=None, strategy=None, callbacks=None, **overrides):
             checkpoint, or one another process is using (`zoo.training.lock`).
         TrainingDiverged: if the loss becomes NaN/inf and `terminate_on_nan` is set.
     """
-    config = dataclasses.replace(config or TrainConfig(), **overrides)
-    check_config(config)
     started = time.perf_counter()
-    info, entry = build.resolve_names(config.model, config.dataset)
-    config.model, config.dataset = info.name, entry.name
-    info = finetune.adjust_info(info, config)  # --weights: the family's fine-tuning recipe
-    settings, sources = resolve_recipe(config, info)
-    tuning = finetune.FineTuning(config, info, settings) if config.weights is not None else None
-    run_dir = os.path.abspath(config.out or os.path.join("runs", f"{info.name}-{entry.name}"))
+    resolved = resolve(config, **overrides)
+    config = resolved.config
     if strategy is None:
         strategy = get_strategy(config.devices, config.cpu_replicas)
     replicas = strategy.num_replicas_in_sync
@@ -143,11 +135,10 @@ def train(config=None, strategy=None, callbacks=None, **overrides):
             f"cannot be combined on {replicas} replicas: XLA cannot compile synchronised batch "
             "norm's all-reduce. Drop one of them (or train on one device)."
         )
-    check_out_dir(worker_dir(run_dir, strategy))
+    check_out_dir(worker_dir(resolved.run_dir, strategy))
     keras.utils.set_random_seed(config.seed)
-    with precision.precision_policy(precision.normalize_precision(config.mixed_precision)):
-        run = _Run(config, strategy, info, entry, settings, sources, run_dir)
-        run.tuning = tuning
+    with precision.precision_policy(resolved.precision):
+        run = _Run(resolved, strategy)
         try:
             return run.execute(callbacks, started)
         finally:
@@ -158,15 +149,20 @@ def train(config=None, strategy=None, callbacks=None, **overrides):
 class _Run:
     """One call of `train`: the parts, the resume, the epochs, the final files."""
 
-    def __init__(self, config, strategy, info, entry, settings, sources, run_dir):
-        self.config, self.strategy, self.info, self.entry = config, strategy, info, entry
-        self.settings, self.sources, self.run_dir = settings, sources, run_dir
+    def __init__(self, resolved, strategy):
+        self.resolved = resolved
+        self.config, self.info, self.entry = resolved.config, resolved.info, resolved.entry
+        self.settings, self.sources = resolved.settings, resolved.sources
+        self.run_dir, self.precision = resolved.run_dir, resolved.precision
+        self.strategy = strategy
         self.chief = is_chief(strategy)
-        self.own_dir = worker_dir(run_dir, strategy)
+        self.own_dir = worker_dir(self.run_dir, strategy)
         self.replicas = strategy.num_replicas_in_sync
-        self.precision = precision.normalize_precision(config.mixed_precision)
-        self.steps_per_execution = config.steps_per_execution or DEFAULT_STEPS_PER_EXECUTION
-        self.tuning = None  # a zoo.training.finetune.FineTuning when --weights is given
+        self.steps_per_execution = (self.config.steps_per_execution
+                                    or DEFAULT_STEPS_PER_EXECUTION)
+        # --weights: what is copied, frozen and unfrozen (zoo.training.finetune)
+        self.tuning = (finetune.FineTuning(self.config, self.info, self.settings)
+                       if self.config.weights is not None else None)
         self.lock = None  # the run directory's lock (zoo.training.lock), taken in `resume`
 
     def say(self, *parts):
@@ -428,7 +424,7 @@ class _Run:
     def epoch_feed(self, train_data, buffer, epoch, skip_steps, per_replica_batch):
         """The steps of one epoch of a batch-size ramp (a new iterator per epoch):
         `run(learning_rates, totals)` -> `CallResult`."""
-        augment = self.splits.extras.get("augment") if self.settings["augment"] else None
+        augment = augmentation(self.settings["augment"], self.splits.extras)
         dataset = self.strategy.experimental_distribute_dataset(training_batches(
             train_data, per_replica_batch * self.replicas, self.config.seed, epoch,
             self.splits.num_train, augment, skip_steps, buffer))
@@ -436,7 +432,7 @@ class _Run:
 
     def stream_feed(self, train_data, buffer, first_epoch, skip_steps):
         """The steps with the whole run's iterator built in (fixed batch)."""
-        augment = self.splits.extras.get("augment") if self.settings["augment"] else None
+        augment = augmentation(self.settings["augment"], self.splits.extras)
         stream = training_stream(
             train_data, self.global_batch, self.config.seed, first_epoch,
             self.settings["epochs"], self.splits.num_train, augment, skip_steps, buffer)

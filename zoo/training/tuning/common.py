@@ -1,14 +1,13 @@
 """What the tuning tools share: a run's parts built as `train()` builds them, without a run
 directory, and the model's state saved and put back."""
 
-import dataclasses
 import os
 
 import keras
 import numpy as np
 
-from zoo.training import build, finetune, precision
-from zoo.training.config import TrainConfig, check_config, resolve_recipe
+from zoo.training import precision
+from zoo.training.config import resolve
 from zoo.training.strategy import get_strategy
 
 
@@ -22,21 +21,13 @@ def prepared_run(config=None, strategy=None, **overrides):
     """
     from zoo.training.run import _Run  # the engine's own run: the same data, model and steps
 
-    config = dataclasses.replace(config or TrainConfig(), **overrides)
-    check_config(config)
-    info, entry = build.resolve_names(config.model, config.dataset)
-    config.model, config.dataset = info.name, entry.name
-    info = finetune.adjust_info(info, config)  # as train(): --weights takes a fine-tuning recipe
-    settings, sources = resolve_recipe(config, info)
-    run_dir = os.path.abspath(config.out or os.path.join("runs", f"{info.name}-{entry.name}"))
+    resolved = resolve(config, **overrides)
     if strategy is None:
-        strategy = get_strategy(config.devices, config.cpu_replicas)
-    keras.utils.set_random_seed(config.seed)
-    policy = precision.normalize_precision(config.mixed_precision)
+        strategy = get_strategy(resolved.config.devices, resolved.config.cpu_replicas)
+    keras.utils.set_random_seed(resolved.config.seed)
+    policy = resolved.precision
     with precision.precision_policy(policy):
-        run = _Run(config, strategy, info, entry, settings, sources, run_dir)
-        run.tuning = (finetune.FineTuning(config, info, settings) if config.weights is not None
-                      else None)
+        run = _Run(resolved, strategy)
         run.prepare()
     return run, policy
 
