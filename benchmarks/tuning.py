@@ -105,7 +105,10 @@ def candidates(model, count, search_seed=0):
     space = SPACES[model]
     recipe = zoo.model_info(model).recipe
     first = {key: getattr(recipe, key) for key in space}
-    drawn = [first] + [{**first, **anchor} for anchor in ANCHORS.get(model, [])]
+    drawn = [first]
+    for anchor in ANCHORS.get(model, []):
+        if {**first, **anchor} not in drawn:  # an anchor the recipe already is adds nothing
+            drawn.append({**first, **anchor})
     seen = {json.dumps(candidate, sort_keys=True) for candidate in drawn}
     count += len(drawn) - 1
     rng = np.random.default_rng(search_seed)

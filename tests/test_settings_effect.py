@@ -97,3 +97,43 @@ def test_keras_csv_logger_passed_to_train_writes_one_epoch_column(tmp_path):
     assert len(rows) == 1 and rows[0][header.index("epoch")] == "0"  # Keras counts from 0
     logged = float(rows[0][header.index("val_loss")])
     assert logged == pytest.approx(result.history[0]["val_loss"], rel=1e-6)
+
+
+def test_a_run_resolves_its_settings_once_and_the_engine_reads_that_record(monkeypatch,
+                                                                          tmp_path):
+    from zoo.training import config as config_module
+    from zoo.training.tuning import common as tuning_common
+
+    calls = {"resolve": 0, "precision": 0}
+    resolve, normalize = config_module.resolve, config_module.normalize_precision
+
+    def counting_resolve(*args, **kwargs):
+        calls["resolve"] += 1
+        return resolve(*args, **kwargs)
+
+    def counting_precision(value):
+        calls["precision"] += 1
+        return normalize(value)
+
+    seen = {}
+
+    def fake_trainer(*args, **kwargs):
+        seen.update(kwargs)
+        raise _Stop
+
+    monkeypatch.setattr(config_module, "normalize_precision", counting_precision)
+    monkeypatch.setattr(run_module, "resolve", counting_resolve)
+    monkeypatch.setattr(tuning_common, "resolve", counting_resolve)
+    monkeypatch.setattr(run_module, "DistributedTrainer", fake_trainer)
+    for start in (run_module.train, tuning_common.prepared_run):
+        with pytest.raises(_Stop):
+            start(model="lstm_classifier", dataset="copy_task", mixed_precision="bfloat16",
+                  clip_norm=0.5, epochs=1, out=str(tmp_path / "run"), verbose=0, small=True)
+    # Each entry point: one resolution, the precision normalised once within it.
+    assert calls == {"resolve": 2, "precision": 2}
+    assert seen["clip_norm"] == 0.5
+    resolved = config_module.resolve(mixed_precision="mixed_bfloat16")  # the default run
+    assert (resolved.info.name, resolved.entry.name, resolved.precision) == (
+        "lenet5", "digits", "bfloat16")
+    assert resolved.settings["lr"] == registry.model_info("lenet5").recipe.lr
+    assert resolved.sources["lr"] == "recipe" and resolved.run_dir.endswith("lenet5-digits")

@@ -76,14 +76,20 @@ def test_tuning_data_holds_no_test_example():
     assert not test & set(scored) and not test & set(trained) and not set(scored) & set(trained)
 
 
-def test_tuning_candidates_start_with_the_recipe_and_are_reproducible():
-    first = tuning.candidates("lenet5", 5, search_seed=0)
-    assert first == tuning.candidates("lenet5", 5, search_seed=0)
-    assert len({str(c) for c in first}) == 7  # the recipe, its anchor variant, 5 draws
+def test_tuning_candidates_start_with_the_recipe_and_are_reproducible(monkeypatch):
     import zoo
 
-    assert first[0]["lr"] == zoo.model_info("lenet5").recipe.lr
-    assert first[1] == {**first[0], **tuning.ANCHORS["lenet5"][0]}
+    first = tuning.candidates("lenet5", 5, search_seed=0)
+    assert first == tuning.candidates("lenet5", 5, search_seed=0)
+    recipe = zoo.model_info("lenet5").recipe
+    assert first[0] == {key: getattr(recipe, key) for key in tuning.SPACES["lenet5"]}
+    # Then the anchors (the recipe with fields changed) unless the recipe already is one,
+    # then the draws: all distinct.
+    monkeypatch.setitem(tuning.ANCHORS, "lenet5",
+                        [{"augment": not recipe.augment}, {"augment": recipe.augment}])
+    anchored = tuning.candidates("lenet5", 5, search_seed=0)
+    assert anchored[1] == {**anchored[0], "augment": not recipe.augment}
+    assert len({str(c) for c in anchored}) == len(anchored) == 7  # recipe, 1 anchor, 5 draws
 
 
 def test_a_search_with_more_seeds_adds_them_and_chooses_among_its_own_candidates(
