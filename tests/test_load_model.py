@@ -16,7 +16,7 @@ from PIL import Image
 
 import zoo
 from zoo.data import load_dataset
-from zoo.training.predict import save_data_record
+from zoo.training.saved_runs import save_data_record
 
 
 def run_python(code):

@@ -16,7 +16,8 @@ from PIL import Image
 import zoo
 from zoo.data import load_dataset
 from zoo.layers import StableSoftmax
-from zoo.training.predict import save_data_record, to_probabilities
+from zoo.training.predict import to_probabilities
+from zoo.training.saved_runs import save_data_record
 
 
 def tiny_classifier(input_shape, classes, head="probabilities", seed=0):

@@ -305,7 +305,7 @@ def test_a_run_written_with_the_old_argument_names_still_resumes(tmp_path):
 
 def test_records_are_read_with_the_new_argument_names(tmp_path):
     from zoo.training.config import load_record
-    from zoo.training.predict import read_run_record
+    from zoo.training.saved_runs import read_run_record
 
     old = {"record_version": 1, "model": "vgg11",
            "model_kwargs": {"dropout_rate": 0.3, "classes": 10},

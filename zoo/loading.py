@@ -73,11 +73,11 @@ def load_model(path):
     Raises:
         ValueError: for a missing path, a folder without a model, or a file Keras cannot read.
     """
-    from zoo.training import predict
+    from zoo.training import saved_runs
     from zoo.training.task import infer_outputs
 
-    saved = predict.find_saved_model(path, argument="path")
-    model = predict.load_model(saved.model_file, argument="path")
+    saved = saved_runs.find_saved_model(path, argument="path")
+    model = saved_runs.load_model(saved.model_file, argument="path")
     data = saved.record.get("data") or {}
     preprocessing = None
     if data.get("mean") is not None and data.get("std") is not None:

@@ -250,7 +250,7 @@ def _check_loader_options(dataset, options, path):
 def evaluate_command(args):
     import zoo
     from zoo.training import evaluate_saved_model
-    from zoo.training.predict import find_saved_model
+    from zoo.training.saved_runs import find_saved_model
 
     zoo.load_families()  # registers the zoo's model classes before Keras deserialises one
     saved = find_saved_model(args.path, argument="PATH")

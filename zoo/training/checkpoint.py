@@ -183,6 +183,33 @@ class RunCheckpoint:
     def path(self, number):
         return os.path.join(self.directory, f"ckpt-{number}")
 
+    def resumable(self, differences, workers):
+        """What this worker can resume from: `(status, numbers)`.
+
+        Args:
+            differences: How the saved run record differs from this run's (empty: the same
+                run), read only when there are checkpoints.
+            workers: Workers of the run. One worker takes its newest readable checkpoint;
+                several list every readable one, so that they can agree on a common one
+                (`agree`).
+
+        Returns:
+            `READY` with the usable step numbers (none: start afresh), `DIFFERENT_RUN`, or
+            `NONE_USABLE` when checkpoints exist but none reads back.
+        """
+        numbers = self.numbers()
+        if not numbers:
+            return READY, []
+        if differences:
+            return DIFFERENT_RUN, []
+        usable = []
+        for number in reversed(numbers):
+            if self.usable(number):
+                usable.append(number)
+                if workers == 1:
+                    break
+        return (READY if usable else NONE_USABLE), usable
+
     def usable(self, number):
         """True when checkpoint `number` reads back completely; a warning says why not."""
         path = self.path(number)

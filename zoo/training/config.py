@@ -344,6 +344,14 @@ def load_record(path):
         ) from None
 
 
+def differences_from_saved(path, current):
+    """`record_differences` against the record saved at `path`; a missing file is one."""
+    saved = load_record(path)
+    if saved is None:
+        return [f"{os.path.basename(path)}: missing"]
+    return record_differences(saved, current)
+
+
 def record_differences(saved, current):
     """`["lr: saved 0.001, now 0.01", ...]` for every trajectory field that differs."""
     keys = [k for k in current if k not in NOT_COMPARED]

@@ -15,7 +15,7 @@ import zoo
 from zoo.captioning import metrics as caption_metrics
 from zoo.data import base as data_base
 from zoo.training.pipeline import evaluation_batches
-from zoo.training.predict import MODEL_FILES, find_saved_model
+from zoo.training.saved_runs import MODEL_FILES, find_saved_model
 from zoo.training.task import OUTPUT_KINDS
 from zoo.training.trainer import DistributedTrainer
 from zoo.validation import check_choice, check_int

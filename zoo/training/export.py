@@ -27,7 +27,7 @@ import warnings
 
 import numpy as np
 
-from zoo.training.predict import find_saved_model, load_model
+from zoo.training.saved_runs import find_saved_model, load_model
 
 FORMATS = {  # keys: zoo.validation.EXPORT_FORMATS
     # zoo name -> (Keras' format name, default file name in the run directory)

@@ -139,7 +139,7 @@ def pretrained_model(source, info, kwargs):
     if source.kind == IMAGENET:
         return registry.create_model(info.name, weights=IMAGENET, include_top=False,
                                      input_shape=tuple(kwargs["input_shape"]))
-    from zoo.training.predict import load_model
+    from zoo.training.saved_runs import load_model
 
     return load_model(source.model_file, argument="--weights")
 

@@ -145,7 +145,7 @@ def resolve_source(weights, info):
                              record={"source": getattr(entry, "source", None) or (
                                  "keras.applications" if info.name in CAFFE_MODELS else
                                  "zoo.weights"), "url": getattr(entry, "url", None)})
-    from zoo.training.predict import find_saved_model
+    from zoo.training.saved_runs import find_saved_model
 
     saved = find_saved_model(weights, argument="--weights")
     data = saved.record.get("data") or {}

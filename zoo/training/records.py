@@ -24,6 +24,7 @@ import io
 import os
 import re
 import shutil
+import tempfile
 import zipfile
 
 import numpy as np
@@ -329,3 +330,38 @@ class TensorBoardWriter:
     def close(self):
         for writer in self.writers.values():
             writer.close()
+
+
+def check_out_dir(path):
+    """Check that the run directory can be written, without creating it yet.
+
+    The directory is created only when training starts (`create_out_dir`), so a run that fails
+    before (a dataset that is not there, a model that does not fit) leaves nothing behind.
+    """
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        reason = "not a directory" if not os.path.isdir(existing) else "permission denied"
+        raise ValueError(
+            f"Cannot write to the run directory {path!r} ({existing!r}: {reason}). "
+            "Pass a writable --out DIR."
+        )
+
+
+def create_out_dir(path):
+    """Create the run directory and check that this process can write to it.
+
+    The probe is a fresh temporary file per process, so the workers of one run never touch
+    the same file.
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".write-test-", dir=path)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as error:
+        raise ValueError(
+            f"Cannot write to the run directory {path!r} ({error.strerror or error}). "
+            "Pass a writable --out DIR."
+        ) from error

@@ -19,7 +19,6 @@ final model in `worker-N/`.
 
 import math
 import os
-import tempfile
 import time
 
 import keras
@@ -32,8 +31,8 @@ from zoo.training.config import (
     TrainingDiverged,
     TrainResult,
     describe_recipe,
+    differences_from_saved,
     load_record,
-    record_differences,
     resolve,
     run_record,
     save_record,
@@ -48,8 +47,8 @@ from zoo.training.pipeline import (
     training_batches,
     training_stream,
 )
-from zoo.training.predict import check_data_record, save_data_record
 from zoo.training.replicas import synchronize_batch_norm
+from zoo.training.saved_runs import check_data_record, save_data_record
 from zoo.training.strategy import (
     LearningRatePlan,
     batch_size_for_epoch,
@@ -61,41 +60,6 @@ from zoo.training.strategy import (
 )
 from zoo.training.task import declared_outputs, metrics_from_sums
 from zoo.training.trainer import EXPLOSION_FACTOR, SKIPPED, DistributedTrainer
-
-
-def check_out_dir(path):
-    """Check that the run directory can be written, without creating it yet.
-
-    The directory is created only when training starts (`create_out_dir`), so a run that fails
-    before (a dataset that is not there, a model that does not fit) leaves nothing behind.
-    """
-    existing = path
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
-        reason = "not a directory" if not os.path.isdir(existing) else "permission denied"
-        raise ValueError(
-            f"Cannot write to the run directory {path!r} ({existing!r}: {reason}). "
-            "Pass a writable --out DIR."
-        )
-
-
-def create_out_dir(path):
-    """Create the run directory and check that this process can write to it.
-
-    The probe is a fresh temporary file per process, so the workers of one run never touch
-    the same file.
-    """
-    try:
-        os.makedirs(path, exist_ok=True)
-        handle, probe = tempfile.mkstemp(prefix=".write-test-", dir=path)
-        os.close(handle)
-        os.remove(probe)
-    except OSError as error:
-        raise ValueError(
-            f"Cannot write to the run directory {path!r} ({error.strerror or error}). "
-            "Pass a writable --out DIR."
-        ) from error
 
 
 def train(config=None, strategy=None, callbacks=None, **overrides):
@@ -135,7 +99,7 @@ def train(config=None, strategy=None, callbacks=None, **overrides):
             f"cannot be combined on {replicas} replicas: XLA cannot compile synchronised batch "
             "norm's all-reduce. Drop one of them (or train on one device)."
         )
-    check_out_dir(worker_dir(resolved.run_dir, strategy))
+    records.check_out_dir(worker_dir(resolved.run_dir, strategy))
     keras.utils.set_random_seed(config.seed)
     with precision.precision_policy(resolved.precision):
         run = _Run(resolved, strategy)
@@ -186,7 +150,7 @@ class _Run:
         saved = None if config.restart else load_record(self.path(records.RECORD_FILE, own=True))
         counted = saved.get("num_train") if saved and raw.num_train is None else None
         splits, how = build.with_validation(raw, counted)
-        self.splits = splits
+        self.splits, self.augment = splits, augmentation(settings["augment"], splits.extras)
         self.global_batch = settings["batch_size"] * self.replicas
         if splits.num_train < self.global_batch:
             raise ValueError(
@@ -265,7 +229,7 @@ class _Run:
     def resume(self):
         """Restore the newest checkpoint every worker holds, or start afresh; the progress."""
         config = self.config
-        create_out_dir(self.own_dir)
+        records.create_out_dir(self.own_dir)
         # Held until `execute` ends: one process per run directory (zoo.training.lock).
         self.lock = RunDirectoryLock(self.own_dir).acquire()
         for path in records.remove_temporaries(self.own_dir):
@@ -277,21 +241,10 @@ class _Run:
             self.say(note)
         if config.restart:
             self.checkpoint.clear()
-        status, usable, differences = checkpoint.READY, [], []
-        numbers = self.checkpoint.numbers()
-        if numbers:
-            saved = load_record(self.path(records.RECORD_FILE, own=True))
-            differences = (record_differences(saved, self.record) if saved is not None
-                           else [f"{records.RECORD_FILE}: missing"])
-            if differences:
-                status = checkpoint.DIFFERENT_RUN
-            else:
-                for number in reversed(numbers):
-                    if self.checkpoint.usable(number):
-                        usable.append(number)
-                        if count_workers(self.strategy) == 1:
-                            break
-                status = checkpoint.READY if usable else checkpoint.NONE_USABLE
+        # The saved record is read only when there is a run to resume.
+        differences = (differences_from_saved(self.path(records.RECORD_FILE, own=True),
+                                              self.record) if self.checkpoint.numbers() else [])
+        status, usable = self.checkpoint.resumable(differences, count_workers(self.strategy))
         number, worst = checkpoint.agree(self.strategy, status, usable)
         where = f"The run directory {self.own_dir!r}"
         if worst == checkpoint.DIFFERENT_RUN:
@@ -424,18 +377,16 @@ class _Run:
     def epoch_feed(self, train_data, buffer, epoch, skip_steps, per_replica_batch):
         """The steps of one epoch of a batch-size ramp (a new iterator per epoch):
         `run(learning_rates, totals)` -> `CallResult`."""
-        augment = augmentation(self.settings["augment"], self.splits.extras)
         dataset = self.strategy.experimental_distribute_dataset(training_batches(
             train_data, per_replica_batch * self.replicas, self.config.seed, epoch,
-            self.splits.num_train, augment, skip_steps, buffer))
+            self.splits.num_train, self.augment, skip_steps, buffer))
         return self.trainer.bind_steps(iter(dataset))
 
     def stream_feed(self, train_data, buffer, first_epoch, skip_steps):
         """The steps with the whole run's iterator built in (fixed batch)."""
-        augment = augmentation(self.settings["augment"], self.splits.extras)
         stream = training_stream(
             train_data, self.global_batch, self.config.seed, first_epoch,
-            self.settings["epochs"], self.splits.num_train, augment, skip_steps, buffer)
+            self.settings["epochs"], self.splits.num_train, self.augment, skip_steps, buffer)
         return self.trainer.bind_steps(
             iter(self.strategy.experimental_distribute_dataset(stream)))
 

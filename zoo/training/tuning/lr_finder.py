@@ -26,7 +26,7 @@ import os
 import numpy as np
 
 from zoo.training import precision
-from zoo.training.pipeline import augmentation, training_stream
+from zoo.training.pipeline import training_stream
 from zoo.training.tuning.common import prepared_run, restore_state, save_figure, save_state
 from zoo.validation import check_int, check_number
 
@@ -161,9 +161,8 @@ def _ramp(run, start_lr, end_lr, steps, smoothing, stop_factor):
     state = save_state(run.model, run.optimizer)
     train_data, _, buffer = run.training_data()
     per_epoch = max(run.splits.num_train // run.global_batch, 1)
-    augment = augmentation(run.settings["augment"], run.splits.extras)
     stream = training_stream(train_data, run.global_batch, run.config.seed, 0,
-                             math.ceil(steps / per_epoch), run.splits.num_train, augment,
+                             math.ceil(steps / per_epoch), run.splits.num_train, run.augment,
                              buffer=buffer)
     step = run.trainer.bind_steps(iter(run.strategy.experimental_distribute_dataset(stream)))
     growth = (end_lr / start_lr) ** (1 / (steps - 1))
