@@ -117,10 +117,13 @@ def _run(args):
         return _error(f"{library} failed: {one_line(error)[:300]} (ValueError raised inside "
                       f"{library}, not a check of your input; ZOO_DEBUG=1 shows the "
                       "traceback)", 1)
+    except BrokenPipeError:
+        raise  # the reader left (`zoo list | head`): `main` ends quietly
     except Exception as error:
-        from zoo.training import TrainingDiverged
-
-        if isinstance(error, TrainingDiverged):
+        # Only a command that trained can have diverged, and it has loaded zoo.training;
+        # importing it here would load TensorFlow into `zoo list`.
+        training = sys.modules.get("zoo.training")
+        if training is not None and isinstance(error, training.TrainingDiverged):
             return _error(error, 1)
         status = _unexpected(error)
         if status is None:
