@@ -110,9 +110,9 @@ def candidates(model, count, search_seed=0):
         if {**first, **anchor} not in drawn:  # an anchor the recipe already is adds nothing
             drawn.append({**first, **anchor})
     seen = {json.dumps(candidate, sort_keys=True) for candidate in drawn}
-    count += len(drawn) - 1
+    total = len(drawn) + count
     rng = np.random.default_rng(search_seed)
-    while len(drawn) < count + 1:
+    while len(drawn) < total:
         candidate = {key: values[rng.integers(len(values))] for key, values in space.items()}
         candidate = {k: (v.item() if hasattr(v, "item") else v) for k, v in candidate.items()}
         if json.dumps(candidate, sort_keys=True) not in seen:

@@ -133,40 +133,37 @@ def test_unwritable_out_directory(tmp_path, capsys):
 # ------------------------------------------------------------------ a quiet, quick command line
 
 
+def _heavy_imports_after(calls, modules):
+    """Run `calls` (lines using `main`) in a fresh interpreter; (its stdout, which of
+    `modules` it imported)."""
+    script = "import sys\nfrom zoo.cli import main\n" + calls + (
+        f"print('imported:', [m for m in {modules!r} if m in sys.modules])\n")
+    result = subprocess.run([PYTHON, "-c", script], cwd=ROOT, env=_env(), capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    stdout, _, imported = result.stdout.strip().rpartition("imported: ")
+    return stdout, imported
+
+
 def test_help_and_version_answer_without_tensorflow():
     from importlib.metadata import version
 
-    script = (
-        "import sys\n"
-        "from zoo.cli import main\n"
+    stdout, imported = _heavy_imports_after(
         "for argv in (['--help'], ['--version'], ['train', '--help'], []):\n"
         "    try:\n"
         "        main(argv)\n"
         "    except SystemExit:\n"
-        "        pass\n"
-        "heavy = [m for m in ('tensorflow', 'keras', 'numpy', 'zoo.cnn') if m in sys.modules]\n"
-        "print('imported:', heavy)\n"
-    )
-    result = subprocess.run([PYTHON, "-c", script], cwd=ROOT, env=_env(), capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert f"zoo {version('zoo')}" in result.stdout and "--data-path" in result.stdout
-    assert result.stdout.strip().endswith("imported: []")
+        "        pass\n", ("tensorflow", "keras", "numpy", "zoo.cnn"))
+    assert f"zoo {version('zoo')}" in stdout and "--data-path" in stdout
+    assert imported == "[]"
 
 
 def test_list_answers_without_tensorflow():
-    script = (
-        "import sys\n"
-        "from zoo.cli import main\n"
-        "assert main(['list', 'resnet1*', '--task', 'image-classification']) == 0\n"
-        "heavy = [m for m in ('tensorflow', 'keras', 'zoo.cnn', 'zoo.data') if m in sys.modules]\n"
-        "print('imported:', heavy)\n"
-    )
-    result = subprocess.run([PYTHON, "-c", script], cwd=ROOT, env=_env(), capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert "resnet18 " in result.stdout and "resnet50 " not in result.stdout
-    assert result.stdout.strip().endswith("imported: []")
+    stdout, imported = _heavy_imports_after(
+        "assert main(['list', 'resnet1*', '--task', 'image-classification']) == 0\n",
+        ("tensorflow", "keras", "zoo.cnn", "zoo.data"))
+    assert "resnet18 " in stdout and "resnet50 " not in stdout
+    assert imported == "[]"
 
 
 def test_output_into_a_closed_pipe_is_not_an_error():

@@ -128,6 +128,12 @@ def closest(name, known, n=3, cutoff=0.5):
     return difflib.get_close_matches(str(name), [str(k) for k in known], n=n, cutoff=cutoff)
 
 
+def first_line(text, limit=300):
+    """The first line of a library's message, at most `limit` characters (the rest of
+    TensorFlow's and Keras' messages is graph dumps and tracebacks)."""
+    return (str(text).strip().splitlines() or [""])[0][:limit]
+
+
 def did_you_mean(name, known):
     """" Did you mean 'x' or 'y'?" for the closest known names, or "".
 

@@ -19,6 +19,7 @@ import os
 import sys
 
 from zoo.cli.parser import build_parser
+from zoo.validation import first_line
 
 __all__ = ["build_parser", "main"]
 
@@ -63,7 +64,7 @@ def _unexpected(error):
     tensorflow = sys.modules.get("tensorflow")
     if tensorflow is not None and isinstance(error, tensorflow.errors.OpError):
         # TensorFlow's messages go on with the whole graph; the first line says what failed.
-        first = (error.message.strip().splitlines() or [""])[0][:300]
+        first = first_line(error.message)
         return _error(f"TensorFlow failed: {first} (ZOO_DEBUG=1 shows the traceback)", 1)
     return None
 

@@ -18,6 +18,8 @@ import os
 import socket
 import sys
 
+from zoo.validation import first_line
+
 
 def default_data_dir():
     """Where tfds keeps its data when no `data_dir` is given."""
@@ -106,7 +108,7 @@ def load_tfds(name, *, split, data_dir=None, download=True, **kwargs):
     except (TypeError, KeyboardInterrupt):  # a programming error or the user: not the data
         raise
     except Exception as error:
-        reason = (str(error).strip().splitlines() or [""])[0][:300]
+        reason = first_line(error)
         if not download:
             raise ValueError(
                 f"Dataset {name!r} is not prepared in {directory}, and downloading is off "

@@ -183,32 +183,34 @@ class RunCheckpoint:
     def path(self, number):
         return os.path.join(self.directory, f"ckpt-{number}")
 
-    def resumable(self, differences, workers):
-        """What this worker can resume from: `(status, numbers)`.
+    def resumable(self, saved_differences, workers):
+        """What this worker can resume from: `(status, numbers, differences)`.
 
         Args:
-            differences: How the saved run record differs from this run's (empty: the same
-                run), read only when there are checkpoints.
+            saved_differences: A function returning how the saved run record differs from this
+                run's (empty: the same run); called only when there are checkpoints (without
+                them a damaged record does not matter: the run starts afresh).
             workers: Workers of the run. One worker takes its newest readable checkpoint;
                 several list every readable one, so that they can agree on a common one
                 (`agree`).
 
         Returns:
-            `READY` with the usable step numbers (none: start afresh), `DIFFERENT_RUN`, or
-            `NONE_USABLE` when checkpoints exist but none reads back.
+            `READY` with the usable step numbers (none: start afresh), `DIFFERENT_RUN` with
+            the differences, or `NONE_USABLE` when checkpoints exist but none reads back.
         """
         numbers = self.numbers()
         if not numbers:
-            return READY, []
+            return READY, [], []
+        differences = saved_differences()
         if differences:
-            return DIFFERENT_RUN, []
+            return DIFFERENT_RUN, [], differences
         usable = []
         for number in reversed(numbers):
             if self.usable(number):
                 usable.append(number)
                 if workers == 1:
                     break
-        return (READY if usable else NONE_USABLE), usable
+        return (READY if usable else NONE_USABLE), usable, []
 
     def usable(self, number):
         """True when checkpoint `number` reads back completely; a warning says why not."""

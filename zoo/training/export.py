@@ -28,6 +28,7 @@ import warnings
 import numpy as np
 
 from zoo.training.saved_runs import find_saved_model, load_model
+from zoo.validation import first_line
 
 FORMATS = {  # keys: zoo.validation.EXPORT_FORMATS
     # zoo name -> (Keras' format name, default file name in the run directory)
@@ -155,7 +156,7 @@ def export_model(path, format="saved_model", out=None, say=None):
     except KeyboardInterrupt:
         raise
     except Exception as error:
-        reason = (str(error).strip().splitlines() or [""])[0][:300]
+        reason = first_line(error)
         raise ValueError(
             f"Keras could not export {saved.model_file!r} ({type(model).__name__}) as {format} "
             f"to {out!r} ({type(error).__name__}: {reason})."

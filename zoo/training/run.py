@@ -241,10 +241,9 @@ class _Run:
             self.say(note)
         if config.restart:
             self.checkpoint.clear()
-        # The saved record is read only when there is a run to resume.
-        differences = (differences_from_saved(self.path(records.RECORD_FILE, own=True),
-                                              self.record) if self.checkpoint.numbers() else [])
-        status, usable = self.checkpoint.resumable(differences, count_workers(self.strategy))
+        status, usable, differences = self.checkpoint.resumable(
+            lambda: differences_from_saved(self.path(records.RECORD_FILE, own=True), self.record),
+            count_workers(self.strategy))
         number, worst = checkpoint.agree(self.strategy, status, usable)
         where = f"The run directory {self.own_dir!r}"
         if worst == checkpoint.DIFFERENT_RUN:

@@ -18,6 +18,7 @@ from zoo.training.records import (
     upgrade_record,
     write_text_atomic,
 )
+from zoo.validation import first_line
 
 MODEL_FILES = (MODEL_FILE, BEST_FILE)
 DATA_RECORD = "data.json"
@@ -113,7 +114,7 @@ def load_model(model_file, argument="--model"):
     except KeyboardInterrupt:
         raise
     except Exception as error:
-        reason = (str(error).strip().splitlines() or [""])[0][:300]
+        reason = first_line(error)
         raise ValueError(
             f"{argument} {model_file!r} could not be loaded as a Keras model "
             f"({type(error).__name__}: {reason})."
