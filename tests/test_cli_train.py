@@ -3,6 +3,7 @@ recipe and engine field has a flag, and a diverged run exits with 1 even with
 --keep-going-on-nan."""
 
 import dataclasses
+import functools
 
 import pytest
 from cli_helpers import run_cli
@@ -102,3 +103,32 @@ def test_the_settings_line_marks_what_was_given(tmp_path, capsys):
     recipe = registry.model_info("lenet5").recipe
     assert f"optimizer={recipe.optimizer} " in line and f"batch_size={recipe.batch_size} " in line
     assert "4 step(s) per call" in out
+
+
+def test_no_test_never_reads_the_test_split(tmp_path, monkeypatch, capsys):
+    import tensorflow as tf
+
+    from zoo.data import base
+
+    def poisoned(image, label):  # reading one test example fails the run
+        with tf.control_dependencies([tf.debugging.Assert(False, ["the test split was read"])]):
+            return tf.identity(image), tf.identity(label)
+
+    entry = base.dataset_entry("digits")
+
+    @functools.wraps(entry.loader)  # the same signature: the engine inspects its arguments
+    def loader(**kwargs):
+        splits = entry.loader(**kwargs)
+        return dataclasses.replace(splits, name="digits_poisoned",
+                                   test=splits.test.map(poisoned))
+
+    monkeypatch.setitem(base._DATASETS, "digits_poisoned", dataclasses.replace(
+        entry, name="digits_poisoned", loader=loader))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="the test split was read"):
+        next(iter(loader().test))  # the poison works
+    status, out, err = run_cli(["train", "--dataset", "digits_poisoned", "--epochs", "1",
+                                "--quiet", "--no-test", "--out", str(tmp_path)], capsys)
+    assert status == 0, err
+    assert "test not evaluated" in out
+    with open(tmp_path / "history.csv") as f:
+        assert "test_" not in f.read()

@@ -109,11 +109,12 @@ def test_a_search_with_more_seeds_adds_them_and_chooses_among_its_own_candidates
     # An earlier search's candidate with a better mean over fewer seeds is not chosen.
     tuning.save("m", {"candidates": [{"candidate": {"lr": 9.0}, "seeds": [0], "values": [1.0],
                                       "mean": 1.0, "std": 0.0}]})
-    record = tuning.search("m", 1, seeds=(0,))
+    record = tuning.search("m", 1, seeds=(0,), label=2)
     assert record["chosen"] == {"lr": 2.0}  # 0.95 against 0.90
-    record = tuning.search("m", 1, seeds=(0, 1, 2))
+    record = tuning.search("m", 1, seeds=(0, 1, 2), label=3)
     assert calls == [(1.0, 0), (2.0, 0), (1.0, 1), (1.0, 2), (2.0, 1), (2.0, 2)]
     entry = next(e for e in record["candidates"] if e["candidate"] == {"lr": 1.0})
     assert entry["seeds"] == [0, 1, 2] and entry["values"] == [0.90, 0.92, 0.91]
+    assert entry["search"] == 2  # the search that measured it first, not the one extending it
     assert record["chosen"] == {"lr": 1.0}  # 0.91 against 0.85 over three seeds
     assert len(record["candidates"]) == 3

@@ -191,6 +191,7 @@ def train_command(args):
         checkpoint_every=args.checkpoint_every,
         early_stopping=args.early_stopping,
         save_best=not args.no_best,
+        evaluate_test=not args.no_test,
         terminate_on_nan=not args.keep_going_on_nan,
         small=args.small,
         restart=args.restart,

@@ -222,6 +222,9 @@ def _add_train(commands):
     train.add_argument("--early-stopping", type=positive_int, metavar="PATIENCE",
                        help="stop after PATIENCE epochs without a better validation loss")
     train.add_argument("--no-best", action="store_true", help="do not keep best.keras")
+    train.add_argument("--no-test", action="store_true",
+                       help="skip the end-of-run test evaluation, so that a run made to choose "
+                       "settings never reads the test split (zoo evaluate RUN reads it later)")
     train.add_argument("--keep-going-on-nan", action="store_true",
                        help="when the loss becomes NaN, save the last finite checkpoint as "
                        "model.keras and evaluate it (exit status 1 all the same)")

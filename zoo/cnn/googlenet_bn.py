@@ -30,7 +30,7 @@ import keras
 
 import zoo.layers as zoo_layers
 from zoo.cnn import common
-from zoo.cnn.googlenet import GOOGLENET_PAPER, GOOGLENET_RECIPE, INCEPTION_SPECS
+from zoo.cnn.googlenet import GOOGLENET_PAPER, INCEPTION_RECIPE, INCEPTION_SPECS
 from zoo.registry import Variant, register_variant
 
 DEFAULT_SHAPE = (224, 224, 3)
@@ -77,7 +77,7 @@ VARIANTS = {
     "googlenet_bn": Variant(
         summary="torchvision's GoogLeNet: BN after every conv, 3x3 in the '5x5' branch",
         params=6_639_464,
-        recipe=GOOGLENET_RECIPE,
+        recipe=INCEPTION_RECIPE,
         small_config={"input_shape": (32, 32, 3), "classes": 10},
     ),
 }
