@@ -195,16 +195,32 @@ def best(entries):
                                        -e["candidate"].get("epochs", 0)))
 
 
-def search(model, count, seeds=SEEDS, search_seed=0, small=False, label=1):
+def leaders(record, count, label):
+    """The `count` best candidates of search `label` in the record, best first."""
+    entries = [e for e in record["candidates"] if e.get("search") == label]
+    ranked = []
+    while entries and len(ranked) < count:
+        ranked.append(best(entries))
+        entries.remove(ranked[-1])
+    return [e["candidate"] for e in ranked]
+
+
+def search(model, count, seeds=SEEDS, search_seed=0, small=False, label=1, confirm=0):
     """Measure the drawn candidates; `label` is the search's number (benchmarks/TUNING.md),
-    recorded with each candidate it measures first."""
+    recorded with each candidate it measures first. With `confirm` K, draw nothing: score the
+    K best candidates of search `label` on `seeds` too, and choose among them on all their
+    seeds (the confirmation step of benchmarks/TUNING.md)."""
     from benchmarks.quality_record import provenance
 
     record = load(results_path(model))
-    record.update(model=model, small=small, seeds=list(seeds), search_seed=search_seed,
+    all_seeds = sorted(set(record.get("seeds", [])) | set(seeds)) if confirm else list(seeds)
+    record.update(model=model, small=small, seeds=all_seeds, search_seed=search_seed,
                   procedure="benchmarks/TUNING.md", **provenance())
     by_key = {json.dumps(e["candidate"], sort_keys=True): e for e in record["candidates"]}
-    drawn = candidates(model, count, search_seed)
+    drawn = leaders(record, confirm, label) if confirm else candidates(model, count, search_seed)
+    if not drawn:
+        raise SystemExit(f"--confirm: search {label} of {model} has no candidates in "
+                         f"{results_path(model)}")
     this_search = {json.dumps(candidate, sort_keys=True) for candidate in drawn}
     for index, candidate in enumerate(drawn):
         key = json.dumps(candidate, sort_keys=True)
@@ -219,7 +235,8 @@ def search(model, count, seeds=SEEDS, search_seed=0, small=False, label=1):
         entry = {"candidate": candidate, "metric": metric, "seeds": sorted(scores),
                  "values": values, "mean": statistics.mean(values),
                  "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                 "current_recipe": index == 0, "date": datetime.date.today().isoformat(),
+                 "current_recipe": earlier.get("current_recipe", index == 0) if confirm
+                 else index == 0, "date": datetime.date.today().isoformat(),
                  "search": earlier.get("search", label)}
         by_key[key] = entry
         record["candidates"] = list(by_key.values())
@@ -243,9 +260,14 @@ def main(argv=None):
     parser.add_argument("--search", type=int, default=1,
                         help="this search's number in benchmarks/TUNING.md, recorded with "
                              "each candidate it measures first (default 1)")
+    parser.add_argument("--confirm", type=int, default=0, metavar="K",
+                        help="draw nothing; score search --search's K best candidates on "
+                             "--seeds too and choose among them on all their seeds")
     args = parser.parse_args(argv)
+    if args.confirm < 0:
+        parser.error(f"--confirm must be 0 or a positive count, got {args.confirm}")
     record = search(args.model, args.candidates, tuple(args.seeds), args.search_seed, args.small,
-                    args.search)
+                    args.search, args.confirm)
     chosen = json.dumps(record["chosen"], sort_keys=True)
     print(json.dumps(next(e for e in record["candidates"]
                           if json.dumps(e["candidate"], sort_keys=True) == chosen), indent=1))

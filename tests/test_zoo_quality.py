@@ -118,3 +118,34 @@ def test_a_search_with_more_seeds_adds_them_and_chooses_among_its_own_candidates
     assert entry["search"] == 2  # the search that measured it first, not the one extending it
     assert record["chosen"] == {"lr": 1.0}  # 0.91 against 0.85 over three seeds
     assert len(record["candidates"]) == 3
+
+
+def test_a_confirmation_rescores_only_the_leaders_and_chooses_on_all_their_seeds(
+        tmp_path, monkeypatch):
+    def entry(lr, values, search=1):
+        return {"candidate": {"lr": lr}, "seeds": [0, 1], "values": values, "search": search,
+                "mean": sum(values) / 2, "std": 0.0, "current_recipe": lr == 3.0}
+
+    monkeypatch.setattr(tuning, "RESULTS_DIR", str(tmp_path))
+    # lr 1.0 leads search 1 by a hair; lr 9.0 (search 2) is better but not this search's.
+    tuning.save("m", {"seeds": [0, 1], "candidates": [
+        entry(1.0, [0.96, 0.96]), entry(2.0, [0.95, 0.96]), entry(3.0, [0.50, 0.50]),
+        entry(9.0, [0.99, 0.99], search=2)]})
+    later = {1.0: 0.90, 2.0: 0.97}
+    calls = []
+
+    def score(model, candidate, seed, small=False):
+        calls.append((candidate["lr"], seed))
+        return later[candidate["lr"]], "val_accuracy"
+
+    monkeypatch.setattr(tuning, "score", score)
+    monkeypatch.setattr(tuning, "candidates", lambda *a, **k: pytest.fail("nothing is drawn"))
+    record = tuning.search("m", 16, seeds=(2, 3), label=1, confirm=2)
+    assert calls == [(1.0, 2), (1.0, 3), (2.0, 2), (2.0, 3)]  # the two leaders, new seeds only
+    assert record["chosen"] == {"lr": 2.0}  # 0.9625 against 0.93 over four seeds
+    assert record["seeds"] == [0, 1, 2, 3]
+    confirmed = next(e for e in record["candidates"] if e["candidate"] == {"lr": 2.0})
+    assert confirmed["seeds"] == [0, 1, 2, 3] and confirmed["search"] == 1
+    assert confirmed["current_recipe"] is False
+    with pytest.raises(SystemExit, match="search 5 of m has no candidates"):
+        tuning.search("m", 16, seeds=(2,), label=5, confirm=2)

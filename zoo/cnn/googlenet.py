@@ -67,7 +67,7 @@ GOOGLENET_RECIPE = dataclasses.replace(
     epochs=15,
     adaptation=(
         "approximate: synchronous SGD, steps at 50% and 75% of a 15-epoch run (a 4% decay "
-        "every 8 epochs is a constant rate over 10), no Polyak averaging and no auxiliary "
+        "every 8 epochs is nearly a constant rate over 15), no Polyak averaging and no auxiliary "
         "classifiers; 2 warm-up epochs and gradients clipped to global norm 1, chosen on "
         "validation: without batch norm some seeds stayed on the chance-level plateau"
     ),
