@@ -189,20 +189,21 @@ def save(model, record):
         json.dump(record, f, indent=1, sort_keys=True)
 
 
+def rank(entry):
+    """The choice's order: highest mean, then lowest std, then fewest epochs."""
+    return (round(entry["mean"], 6), -round(entry["std"], 6),
+            -entry["candidate"].get("epochs", 0))
+
+
 def best(entries):
-    """The winning entry: highest mean, then lowest std, then fewest epochs."""
-    return max(entries, key=lambda e: (round(e["mean"], 6), -round(e["std"], 6),
-                                       -e["candidate"].get("epochs", 0)))
+    """The winning entry."""
+    return max(entries, key=rank)
 
 
 def leaders(record, count, label):
     """The `count` best candidates of search `label` in the record, best first."""
     entries = [e for e in record["candidates"] if e.get("search") == label]
-    ranked = []
-    while entries and len(ranked) < count:
-        ranked.append(best(entries))
-        entries.remove(ranked[-1])
-    return [e["candidate"] for e in ranked]
+    return [e["candidate"] for e in sorted(entries, key=rank, reverse=True)[:count]]
 
 
 def search(model, count, seeds=SEEDS, search_seed=0, small=False, label=1, confirm=0):
@@ -217,10 +218,13 @@ def search(model, count, seeds=SEEDS, search_seed=0, small=False, label=1, confi
     record.update(model=model, small=small, seeds=all_seeds, search_seed=search_seed,
                   procedure="benchmarks/TUNING.md", **provenance())
     by_key = {json.dumps(e["candidate"], sort_keys=True): e for e in record["candidates"]}
-    drawn = leaders(record, confirm, label) if confirm else candidates(model, count, search_seed)
-    if not drawn:
-        raise SystemExit(f"--confirm: search {label} of {model} has no candidates in "
-                         f"{results_path(model)}")
+    if confirm:
+        drawn = leaders(record, confirm, label)
+        if not drawn:
+            raise SystemExit(f"--confirm: search {label} of {model} has no candidates in "
+                             f"{results_path(model)}")
+    else:
+        drawn = candidates(model, count, search_seed)
     this_search = {json.dumps(candidate, sort_keys=True) for candidate in drawn}
     for index, candidate in enumerate(drawn):
         key = json.dumps(candidate, sort_keys=True)
